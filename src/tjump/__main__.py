@@ -1,0 +1,3 @@
+from tjump.cli import main
+
+main()

@@ -1,0 +1,27 @@
+"""Signals a run emits. Listeners run in the acquisition thread: keep them short; one that
+raises is logged and ignored, never allowed to stop the run."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from psygnal import Signal, SignalGroup
+
+
+@dataclass(frozen=True)
+class Progress:
+    frames_done: int
+    frames_total: int
+    segment_kind: str
+    setpoint_K: float
+    cycle: int
+    elapsed_s: float  # experiment time (DAQ timebase)
+    remaining_s: float
+
+
+class RunEvents(SignalGroup):
+    segment_started = Signal(object)  # Segment
+    segment_finished = Signal(object)  # Segment
+    frame_acquired = Signal(object, object)  # image (uint16 array), FrameRecord
+    progress = Signal(object)  # Progress
+    finished = Signal(object)  # RunResult

@@ -1,0 +1,125 @@
+"""The scripting API: check a protocol against a rig, then run it into a run directory.
+
+from tjump.sequencer import plan_run, run_protocol
+result = run_protocol("configs/protocols/demo.yaml", "configs/rigs/sim.yaml", "runs/demo")
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import platform
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+from tjump import __version__
+from tjump.protocol import Protocol, Schedule, check_against_rig, load_protocol
+from tjump.rig import Rig, RigConfig, build_rig, load_calibration, load_rig
+from tjump.sequencer.events import RunEvents
+from tjump.sequencer.sequencer import RunResult, Sequencer
+from tjump.storage.writer import RunWriter
+
+DEFAULT_RIG = Path("configs/rigs/sim.yaml")
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """A protocol checked against a rig: everything known before a device is touched."""
+
+    protocol: Protocol
+    protocol_path: Path
+    rig: RigConfig
+    rig_path: Path
+    schedule: Schedule
+
+    @property
+    def exposure_ms(self) -> float:
+        return self.protocol.exposure_ms or self.rig.camera.exposure_ms
+
+    def bytes_per_frame(self) -> int:
+        sensor = self.rig.simulation.sensor
+        return sensor.width * sensor.height * 2
+
+
+def plan_run(protocol_path: Path | str, rig_path: Path | str = DEFAULT_RIG) -> RunPlan:
+    """Load and check both files; raises `InputError` naming any bad field."""
+    protocol_path, rig_path = Path(protocol_path), Path(rig_path)
+    rig = load_rig(rig_path)
+    protocol = load_protocol(protocol_path)
+    calibration = load_calibration(rig.calibration)
+    schedule = check_against_rig(protocol, rig, calibration, str(protocol_path))
+    return RunPlan(protocol, protocol_path, rig, rig_path, schedule)
+
+
+def default_output(plan: RunPlan) -> Path:
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    return Path("runs") / f"{stamp}-{plan.protocol.name}"
+
+
+def _manifest(plan: RunPlan, seed: int, shape: tuple[int, int]) -> dict[str, Any]:
+    packages = ("numpy", "pymmcore-plus", "tifffile", "pydantic", "nidaqmx", "pyvisa")
+    return {
+        "tjump_version": __version__,
+        "started": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "protocol": plan.protocol.name,
+        "protocol_file": str(plan.protocol_path),
+        "rig": plan.rig.name,
+        "rig_file": str(plan.rig_path),
+        "simulated": plan.rig.kind == "simulated",
+        "seed": seed,
+        "frame_rate_hz": plan.schedule.frame_rate_hz,
+        "exposure_ms": plan.exposure_ms,
+        "frames_planned": plan.schedule.total_frames,
+        "frame_shape": list(shape),
+        "dtype": "uint16",
+        "pixel_size_um": plan.rig.camera.pixel_size_um,
+        "daq_sample_rate_hz": plan.rig.daq.sample_rate_hz,
+        "versions": {"python": platform.python_version()}
+        | {name: version(name) for name in packages},
+    }
+
+
+def run_plan(
+    plan: RunPlan,
+    output: Path | None = None,
+    seed: int | None = None,
+    connect: Callable[[RunEvents], None] | None = None,
+    rig: Rig | None = None,
+) -> RunResult:
+    """Run the plan and return how it ended. `connect` may attach listeners to the run's
+    signals before it starts. Without `rig`, the plan's rig is built for this run and
+    closed after it; a given `rig` stays open (its owner closes it)."""
+    output = output or default_output(plan)
+    run_seed = plan.rig.simulation.seed if seed is None else seed
+    own_rig = rig is None
+    rig = rig or build_rig(plan.rig, run_seed)
+    try:
+        writer = RunWriter(
+            output,
+            _manifest(plan, run_seed, rig.camera.shape()),
+            rig.daq.channels,
+            rig.daq.sample_rate_hz,
+        )
+        shutil.copyfile(plan.protocol_path, output / "protocol.yaml")
+        shutil.copyfile(plan.rig_path, output / "rig.yaml")
+        sequencer = Sequencer(rig, plan.schedule, writer, plan.exposure_ms)
+        if connect is not None:
+            connect(sequencer.events)
+        return sequencer.run()
+    finally:
+        if own_rig:
+            rig.close()
+
+
+def run_protocol(
+    protocol_path: Path | str,
+    rig_path: Path | str = DEFAULT_RIG,
+    output: Path | str | None = None,
+    seed: int | None = None,
+) -> RunResult:
+    """Check and run a protocol file on a rig file."""
+    plan = plan_run(protocol_path, rig_path)
+    return run_plan(plan, Path(output) if output else None, seed)

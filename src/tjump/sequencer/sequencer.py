@@ -1,0 +1,229 @@
+"""Runs a schedule on a rig: heater steps on frame edges, every frame to disk, and the
+heater left safe on every way out."""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+from psygnal import SignalInstance
+
+from tjump.errors import DeviceError, RunAborted, TjumpError
+from tjump.protocol.schedule import Schedule, Segment
+from tjump.rig.build import Rig
+from tjump.sequencer.events import Progress, RunEvents
+from tjump.storage.layout import TRUTH_DIR, FrameRecord
+from tjump.storage.writer import RunWriter
+
+_FRAME_TIMEOUT_S = 5.0
+_PROGRESS_EVERY_S = 0.1
+
+
+@dataclass(frozen=True)
+class RunResult:
+    status: str  # complete | aborted | failed
+    frames: int
+    frames_planned: int
+    directory: Path
+    experiment_s: float
+    wall_s: float
+    message: str = ""
+
+
+class DaqHistory:
+    """Recent DAQ samples, read as they come and written to the run as they are read."""
+
+    def __init__(self, rig: Rig, writer: RunWriter) -> None:
+        self._daq = rig.daq
+        self._writer = writer
+        self._first = 0
+        self._data: NDArray[np.float64] = np.empty((0, len(rig.daq.channels)))
+
+    def mean(self, first: int, count: int) -> NDArray[np.float64]:
+        """Mean of samples [first, first + count) per channel; older samples are dropped."""
+        deadline = time.monotonic() + _FRAME_TIMEOUT_S
+        self.pull()
+        while self._first + len(self._data) < first + count:
+            if time.monotonic() > deadline:
+                raise DeviceError(
+                    self._daq.name,
+                    f"samples up to {first + count} never came",
+                    "check that the DAQ task is running",
+                )
+            time.sleep(0.001)
+            self.pull()
+        start = first - self._first
+        window = self._data[start : start + count]
+        self._data = self._data[start:]
+        self._first = first
+        return np.asarray(window.mean(axis=0))
+
+    def pull(self) -> None:
+        block = self._daq.read()
+        if len(block.data):
+            self._writer.write_daq(block)
+            self._data = np.concatenate([self._data, block.data])
+
+
+class Sequencer:
+    """One run of a schedule on a rig, writing to a `RunWriter`."""
+
+    def __init__(
+        self,
+        rig: Rig,
+        schedule: Schedule,
+        writer: RunWriter,
+        exposure_ms: float,
+        lookahead_frames: int = 16,
+    ) -> None:
+        self.rig = rig
+        self.schedule = schedule
+        self.writer = writer
+        self.exposure_ms = exposure_ms
+        self.lookahead_frames = lookahead_frames
+        self.events = RunEvents()
+        self._abort = threading.Event()
+        self._listener_errors = 0
+
+    def abort(self) -> None:
+        """Stop as soon as the current frame is saved; the heater is made safe."""
+        self._abort.set()
+
+    def run(self) -> RunResult:
+        """Run the whole schedule; always returns with the heater safe."""
+        rig, writer = self.rig, self.writer
+        wall_start = time.monotonic()
+        status, message = "failed", ""
+        rig.heater.make_safe()
+        rig.camera.set_exposure_ms(self.exposure_ms)
+        rig.camera.start(self.schedule.total_frames)
+        t0 = rig.clock.now()
+        rig.daq.start(self.schedule.frame_rate_hz)
+        writer.log("run_started", daq_start_s=t0)
+        daq = DaqHistory(rig, writer)
+        try:
+            for segment in self.schedule.segments:
+                self._run_segment(segment, t0, daq)
+            status = "complete"
+        except (RunAborted, KeyboardInterrupt):
+            status, message = "aborted", "stopped on request"
+        except TjumpError as e:
+            message = str(e)
+            raise
+        except Exception as e:
+            message = f"{type(e).__name__}: {e}"
+            raise
+        finally:
+            safe_message = self._shut_down(daq)
+            if safe_message:
+                status, message = "failed", f"{message}; {safe_message}".strip("; ")
+            writer.log("run_finished", status=status, message=message)
+            writer.close(status, message=message, listener_errors=self._listener_errors)
+        result = RunResult(
+            status,
+            writer.frames_written,
+            self.schedule.total_frames,
+            writer.directory,
+            writer.frames_written / self.schedule.frame_rate_hz,
+            time.monotonic() - wall_start,
+            message,
+        )
+        self._emit(self.events.finished, result)
+        return result
+
+    def _run_segment(self, segment: Segment, t0: float, daq: DaqHistory) -> None:
+        rig, fps = self.rig, self.schedule.frame_rate_hz
+        self._check_abort()
+        drive = rig.heater.set_temperature(segment.setpoint_K)
+        self.writer.log(
+            "segment_started",
+            segment=segment.index,
+            kind=segment.kind,
+            setpoint_K=segment.setpoint_K,
+            drive_V=drive,
+            cycle=segment.cycle,
+            step=segment.step,
+            time_s=rig.clock.now() - t0,
+            frame=segment.first_frame,
+        )
+        self._emit(self.events.segment_started, segment)
+        per_frame = round(rig.daq.sample_rate_hz / fps)
+        exposure_samples = max(1, math.ceil(self.exposure_ms / 1e3 * rig.daq.sample_rate_hz))
+        last_progress = 0.0
+        released = segment.first_frame  # frames whose time the clock has been let reach
+        for f in range(segment.first_frame, segment.end_frame):
+            self._check_abort()
+            if f >= released - self.lookahead_frames // 2:
+                released = min(f + 1 + self.lookahead_frames, segment.end_frame)
+                rig.clock.run_to(t0 + released / fps)
+            frame = rig.camera.next_frame(_FRAME_TIMEOUT_S)
+            drive_v, current = daq.mean(f * per_frame, exposure_samples)
+            record = FrameRecord(
+                frame=f,
+                time_s=round(f / fps, 9),
+                temperature_K=segment.setpoint_K,
+                segment=segment.index,
+                kind=segment.kind,
+                step=segment.step,
+                cycle=segment.cycle,
+                drive_V=round(float(drive_v), 6),
+                current_A=round(float(current), 7),
+                daq_index=f * per_frame,
+                camera_frame=frame.number,
+            )
+            self.writer.write_frame(frame.image, record)
+            self._emit(self.events.frame_acquired, frame.image, record)
+            now = time.monotonic()
+            if now - last_progress > _PROGRESS_EVERY_S or f + 1 == segment.end_frame:
+                last_progress = now
+                self._emit(self.events.progress, self._progress(segment, f + 1))
+        self.writer.log("segment_finished", segment=segment.index, time_s=segment.end_frame / fps)
+        self._emit(self.events.segment_finished, segment)
+
+    def _progress(self, segment: Segment, frames_done: int) -> Progress:
+        fps, total = self.schedule.frame_rate_hz, self.schedule.total_frames
+        return Progress(
+            frames_done,
+            total,
+            segment.kind,
+            segment.setpoint_K,
+            segment.cycle,
+            frames_done / fps,
+            (total - frames_done) / fps,
+        )
+
+    def _check_abort(self) -> None:
+        if self._abort.is_set():
+            raise RunAborted("run aborted")
+
+    def _emit(self, signal: SignalInstance, *args: Any) -> None:
+        try:
+            signal.emit(*args)
+        except Exception as e:  # a listener's fault must not stop the acquisition
+            self._listener_errors += 1
+            if self._listener_errors == 1:
+                self.writer.log("listener_error", error=f"{type(e).__name__}: {e}")
+
+    def _shut_down(self, daq: DaqHistory) -> str:
+        """Heater safe first, then stop triggering and the camera; save what remains.
+        Returns a message if the heater could not be confirmed safe."""
+        message = ""
+        try:
+            self.rig.heater.make_safe()
+            self.writer.log("heater_safe")
+        except Exception as e:
+            message = f"HEATER NOT CONFIRMED SAFE: {e}"
+            self.writer.log("heater_unsafe", error=str(e))
+        for stop in (self.rig.daq.stop, self.rig.camera.stop, daq.pull):
+            try:
+                stop()
+            except Exception as e:
+                self.writer.log("shutdown_error", error=f"{type(e).__name__}: {e}")
+        self.rig.save_truth(self.writer.directory / TRUTH_DIR)
+        return message

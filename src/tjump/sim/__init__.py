@@ -1,0 +1,1 @@
+"""The simulated rig: sample, heater, optics and devices sharing one virtual clock."""

@@ -1,0 +1,246 @@
+"""The simulated world: one virtual clock drives the heater, the sample, the DAQ and the
+camera triggers, so every simulated device sees the same physics at the same time.
+
+Time moves in ticks of one DAQ sample. Drive changes take effect at the current tick; the
+camera is triggered on whole ticks and each exposure's scene is computed when the world
+passes the exposure's end, then handed to the camera thread for rendering.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import queue
+import threading
+from pathlib import Path
+
+import numpy as np
+from numpy.typing import NDArray
+
+from tjump.clock import VirtualClock
+from tjump.sim.config import SimConfig
+from tjump.sim.optics import Renderer, Scene
+from tjump.sim.sample import SampleKinetics, Transition, make_particles
+from tjump.sim.thermal import FilmThermalModel
+
+_EPS = 1e-9
+# Longest stretch integrated at once. Within one stretch the drive is constant, so the
+# temperature is monotonic and each particle switches at most once: the scenes of every
+# exposure in it can be computed afterwards from each particle's last transition.
+_MAX_BLOCK_TICKS = 2000
+
+
+class SimWorld:
+    """Shared state of the simulated rig."""
+
+    def __init__(self, config: SimConfig, sample_rate_hz: float, clock: VirtualClock) -> None:
+        self.config = config
+        self.clock = clock
+        self.dt = 1.0 / sample_rate_hz
+        sensor = config.sensor
+        self.thermal = FilmThermalModel(
+            config.thermal, config.ambient_K, config.supply.current_limit_A
+        )
+        self.particles = make_particles(config.sample, sensor.width, sensor.height, config.seed)
+        self.kinetics = SampleKinetics(self.particles, config.sample, config.seed)
+        self.renderer = Renderer(sensor, config.optics, config.seed)
+        self.scenes: queue.Queue[Scene | None] = queue.Queue()
+        self.transitions: list[Transition] = []
+        self.exposure_s = sensor.reference_exposure_ms / 1e3
+        self.generator_volts = 0.0
+        self.generator_on = False
+        self._lock = threading.RLock()
+        self._tick = 0
+        self._substrate_from = (0.0, 0.0, 0.0)  # (time, rise then, steady rise)
+        self._daq_rng = np.random.default_rng([config.seed, 4])
+        self._daq_running = False
+        self._daq_start_tick = 0
+        self._daq_blocks: list[NDArray[np.float64]] = []
+        self._daq_read_index = 0
+        self._frame_period_ticks = 0
+        self._frames_triggered = 0
+        clock.on_advance(self.advance_to)
+
+    # -- what the simulated devices call ------------------------------------------------
+
+    def drive_V(self) -> float:
+        """Voltage the amplifier puts on the film (before its current limit)."""
+        return self.config.supply.gain * self.generator_volts if self.generator_on else 0.0
+
+    def set_generator(self, volts: float | None = None, on: bool | None = None) -> None:
+        """Change the generator's output at the current time."""
+        with self._lock:
+            if volts is not None:
+                self.generator_volts = volts
+            if on is not None:
+                self.generator_on = on
+
+    def start_daq(self, frame_rate_hz: float) -> None:
+        """Start sampling and the camera pulse train on the next tick."""
+        ticks = round(1.0 / (frame_rate_hz * self.dt))
+        if ticks < 1 or abs(ticks * self.dt * frame_rate_hz - 1.0) > 1e-6:
+            raise ValueError(
+                f"frame rate {frame_rate_hz} Hz is not a whole division of the DAQ's "
+                f"{1 / self.dt:g} Hz sample clock"
+            )
+        with self._lock:
+            while not self.scenes.empty():
+                self.scenes.get_nowait()
+            self._frame_period_ticks = ticks
+            self._frames_triggered = 0
+            self._daq_blocks.clear()
+            self._daq_start_tick = self._tick
+            self._daq_read_index = 0
+            self._daq_running = True
+
+    def stop_daq(self) -> None:
+        """Stop sampling and triggering; the camera learns that no trigger will follow."""
+        with self._lock:
+            self._daq_running = False
+            self.scenes.put(None)
+
+    def read_daq(self) -> tuple[int, NDArray[np.float64]]:
+        """(index of the first sample, samples x [drive_V, current_A]) since the last read."""
+        with self._lock:
+            blocks, self._daq_blocks = self._daq_blocks, []
+            data = np.concatenate(blocks) if blocks else np.empty((0, 2))
+            first = self._daq_read_index
+            self._daq_read_index += len(data)
+            return first, data
+
+    def frames_triggered(self) -> int:
+        return self._frames_triggered
+
+    # -- physics ---------------------------------------------------------------------
+
+    def advance_to(self, t: float) -> None:
+        """Integrate everything up to time `t` (rounded down to a whole tick), then hand
+        the camera a scene for every exposure that has ended."""
+        with self._lock:
+            target = math.floor(t / self.dt + _EPS)
+            while self._tick < target:
+                self._integrate(min(target - self._tick, _MAX_BLOCK_TICKS))
+                while self._daq_running and self._tick >= self._exposure_end_tick():
+                    self._emit_scene()
+
+    def _frame_start_tick(self, frame: int) -> int:
+        return self._daq_start_tick + frame * self._frame_period_ticks
+
+    def _exposure_end_tick(self) -> int:
+        start = self._frame_start_tick(self._frames_triggered)
+        return start + max(1, math.ceil(self.exposure_s / self.dt - _EPS))
+
+    def _integrate(self, n: int) -> None:
+        times = (self._tick + 1 + np.arange(n, dtype=np.float64)) * self.dt
+        elapsed = times - self._tick * self.dt
+        drive = self.drive_V()
+        before = self.thermal.temperature()
+        temps = self.thermal.advance(drive, elapsed)
+        start = self._tick * self.dt
+        self._substrate_from = (start, self._substrate_at(start), self.thermal.steady_rise(drive))
+        self.transitions.extend(self.kinetics.advance(times, temps, self.dt, before))
+        if self._daq_running:  # sample k is taken at the start of tick k
+            sampled = np.concatenate([[before], temps[:-1]])
+            film = self.thermal.film_voltage(drive, sampled)
+            current = film / self.thermal.resistance(sampled)
+            noise = self._daq_rng.normal(0.0, self.config.daq_noise_V, (n, 2))
+            noise[:, 1] /= self.thermal.config.r0_ohm  # current monitor noise, in amperes
+            self._daq_blocks.append(np.column_stack([film, current]) + noise)
+        self._tick += n
+
+    def _substrate_at(self, t: float) -> float:
+        """Substrate temperature rise at `t` within the last integrated stretch."""
+        t0, rise0, steady = self._substrate_from
+        return steady + (rise0 - steady) * math.exp(-(t - t0) / self.config.optics.substrate_lag_s)
+
+    def _emit_scene(self) -> None:
+        frame = self._frames_triggered
+        start = self._frame_start_tick(frame) * self.dt
+        end = start + self.exposure_s
+        p = self.particles
+        optics = self.config.optics
+        scale = self.exposure_s * 1e3 / self.config.sensor.reference_exposure_ms
+        focus = optics.focus_um_per_K * self._substrate_at(end) / optics.rayleigh_range_um
+        hs = self.kinetics.mean_high_spin(start, end)
+        ablated = self.kinetics.ablation() * self.config.sample.ablation.dimming
+        electrons = (
+            p.peak_fraction
+            * self.renderer.electrons_per_peak_fraction()
+            * scale
+            * (1.0 - p.hs_dimming * hs)
+            * (1.0 - ablated)
+            / (1.0 + focus**2)
+        )
+        vx, vy = optics.lateral_drift_px_per_h
+        self.scenes.put(
+            Scene(
+                frame,
+                start,
+                self.exposure_s,
+                p.x + vx * end / 3600,
+                p.y + vy * end / 3600,
+                electrons,
+            )
+        )
+        self._frames_triggered += 1
+
+    def temperature(self) -> float:
+        """Current temperature of the heated spot (what no real rig can read directly)."""
+        return self.thermal.temperature()
+
+    # -- truth -----------------------------------------------------------------------
+
+    def write_truth(self, directory: Path) -> None:
+        """Save what the simulator knows and an experiment must infer."""
+        directory.mkdir(parents=True, exist_ok=True)
+        p = self.particles
+        ablation = self.kinetics.ablation()
+        with (directory / "particles.csv").open("w", newline="") as f:
+            out = csv.writer(f)
+            out.writerow(
+                [
+                    "particle_id",
+                    "x",
+                    "y",
+                    "kind",
+                    "size_nm",
+                    "peak_fraction",
+                    "ea_kj_mol",
+                    "ln_prefactor",
+                    "ablated_ea_kj_mol",
+                    "ablated_ln_prefactor",
+                    "hs_dimming",
+                    "reverse_K",
+                    "ablation_fraction",
+                ]
+            )
+            for i in range(len(p)):
+                out.writerow(
+                    [
+                        i,
+                        f"{p.x[i]:.3f}",
+                        f"{p.y[i]:.3f}",
+                        "reference" if p.is_reference[i] else "sco",
+                        f"{p.size_nm[i]:.1f}",
+                        f"{p.peak_fraction[i]:.4f}",
+                        f"{p.ea_kj_mol[i]:.2f}",
+                        f"{p.ln_prefactor[i]:.4f}",
+                        f"{p.ablated_ea_kj_mol[i]:.2f}",
+                        f"{p.ablated_ln_prefactor[i]:.4f}",
+                        f"{p.hs_dimming[i]:.4f}",
+                        f"{p.reverse_K[i]:.2f}",
+                        f"{ablation[i]:.4f}",
+                    ]
+                )
+        with (directory / "transitions.csv").open("w", newline="") as f:
+            out = csv.writer(f)
+            out.writerow(["particle_id", "time_s", "direction", "temperature_K"])
+            for tr in sorted(self.transitions, key=lambda tr: tr.time_s):
+                out.writerow(
+                    [
+                        tr.particle,
+                        f"{tr.time_s:.6f}",
+                        "LS->HS" if tr.to_high_spin else "HS->LS",
+                        f"{tr.temperature_K:.2f}",
+                    ]
+                )

@@ -1,0 +1,48 @@
+"""Names and columns of the run directory, shared by its writer and its reader.
+
+manifest.json   status (running / complete / aborted / failed), rig, protocol, versions
+protocol.yaml   the protocol as run;  rig.yaml: the rig file as used
+frames/NNNNNN.tif  uint16 pages, one per frame, a new file every `chunk_frames`
+frames.csv      one row per frame (FRAME_COLUMNS)
+daq.csv         every DAQ sample: sample,time_s,<channels>
+log.jsonl       one JSON object per event: steps, faults, the end of the run
+sim-truth/      simulated rigs only: what the simulator made happen
+"""
+
+from __future__ import annotations
+
+from dataclasses import astuple, dataclass, fields
+
+MANIFEST = "manifest.json"
+FRAMES_DIR = "frames"
+FRAMES_CSV = "frames.csv"
+DAQ_CSV = "daq.csv"
+LOG = "log.jsonl"
+TRUTH_DIR = "sim-truth"
+
+
+@dataclass(frozen=True)
+class FrameRecord:
+    """What is known about one frame, all on the DAQ's timebase."""
+
+    frame: int
+    time_s: float
+    temperature_K: float  # heater setpoint
+    segment: int
+    kind: str
+    step: int
+    cycle: int
+    drive_V: float
+    current_A: float
+    daq_index: int
+    camera_frame: int
+
+    def row(self) -> tuple[object, ...]:
+        return astuple(self)
+
+
+FRAME_COLUMNS = tuple(f.name for f in fields(FrameRecord))
+
+
+def chunk_name(first_frame: int) -> str:
+    return f"{first_frame:06d}.tif"

@@ -1,0 +1,125 @@
+"""Writing a run directory while the run goes on."""
+
+from __future__ import annotations
+
+import csv
+import json
+import time
+from io import BufferedWriter, TextIOWrapper
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import tifffile
+from numpy.typing import NDArray
+
+from tjump.devices.interfaces import DaqBlock
+from tjump.errors import InputError
+from tjump.storage.layout import (
+    DAQ_CSV,
+    FRAME_COLUMNS,
+    FRAMES_CSV,
+    FRAMES_DIR,
+    LOG,
+    MANIFEST,
+    FrameRecord,
+    chunk_name,
+)
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
+
+
+class RunWriter:
+    """Frames go to disk one TIFF page each, flushed as they come, so a crash loses at
+    most the frame being written; the manifest always tells the run's status."""
+
+    def __init__(
+        self,
+        directory: Path,
+        manifest: dict[str, Any],
+        daq_channels: tuple[str, ...],
+        daq_rate_hz: float,
+        chunk_frames: int = 1000,
+    ) -> None:
+        if directory.exists() and any(directory.iterdir()):
+            raise InputError(f"output folder {directory} already holds files; choose another")
+        self.directory = directory
+        self.chunk_frames = chunk_frames
+        self.daq_rate_hz = daq_rate_hz
+        (directory / FRAMES_DIR).mkdir(parents=True, exist_ok=True)
+        self.manifest: dict[str, Any] = {
+            **manifest,
+            "status": "running",
+            "frames": 0,
+            "chunk_frames": chunk_frames,
+        }
+        self._write_manifest()
+        self._frames_csv = (directory / FRAMES_CSV).open("w", newline="", encoding="utf-8")
+        self._frames_out = csv.writer(self._frames_csv)
+        self._frames_out.writerow(FRAME_COLUMNS)
+        self._daq_csv = (directory / DAQ_CSV).open("w", newline="", encoding="utf-8")
+        csv.writer(self._daq_csv).writerow(["sample", "time_s", *daq_channels])
+        self._log: TextIOWrapper = (directory / LOG).open("a", encoding="utf-8")
+        self._chunk_file: BufferedWriter | None = None
+        self._tiff: tifffile.TiffWriter | None = None
+        self.frames_written = 0
+
+    def _write_manifest(self) -> None:
+        _write_atomic(self.directory / MANIFEST, json.dumps(self.manifest, indent=2) + "\n")
+
+    def update_manifest(self, **fields: Any) -> None:
+        self.manifest.update(fields)
+        self._write_manifest()
+
+    def write_frame(self, image: NDArray[np.uint16], record: FrameRecord) -> None:
+        """Append one frame and its row; both are on disk when this returns."""
+        if self.frames_written % self.chunk_frames == 0:
+            self._next_chunk()
+        assert self._tiff is not None and self._chunk_file is not None
+        self._tiff.write(image, contiguous=False, metadata=None)
+        self._chunk_file.flush()
+        self._frames_out.writerow(record.row())
+        self._frames_csv.flush()
+        self.frames_written += 1
+
+    def _next_chunk(self) -> None:
+        self._close_chunk()
+        path = self.directory / FRAMES_DIR / chunk_name(self.frames_written)
+        self._chunk_file = path.open("wb")
+        self._tiff = tifffile.TiffWriter(self._chunk_file)
+
+    def _close_chunk(self) -> None:
+        if self._tiff is not None:
+            self._tiff.close()
+            self._tiff = None
+        if self._chunk_file is not None:
+            self._chunk_file.close()
+            self._chunk_file = None
+
+    def write_daq(self, block: DaqBlock) -> None:
+        """Append DAQ samples."""
+        if not len(block.data):
+            return
+        index = np.arange(block.first_index, block.end_index)
+        table = np.column_stack([index, index / self.daq_rate_hz, block.data])
+        np.savetxt(
+            self._daq_csv, table, fmt=["%d", "%.6f"] + ["%.6g"] * block.data.shape[1], delimiter=","
+        )
+        self._daq_csv.flush()
+
+    def log(self, event: str, **fields: Any) -> None:
+        """Append one event to log.jsonl."""
+        entry = {"event": event, "wall_time": time.time(), **fields}
+        self._log.write(json.dumps(entry) + "\n")
+        self._log.flush()
+
+    def close(self, status: str, **fields: Any) -> None:
+        """Finish every file and record the final status."""
+        self._close_chunk()
+        for f in (self._frames_csv, self._daq_csv, self._log):
+            f.close()
+        self.update_manifest(status=status, frames=self.frames_written, **fields)
