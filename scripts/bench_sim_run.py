@@ -20,7 +20,7 @@ import numpy as np
 import tifffile
 
 from tjump.clock import VirtualClock
-from tjump.sequencer import RunEvents, plan_run, run_plan
+from tjump.sequencer import Sequencer, plan_run, run_plan
 from tjump.sim.world import SimWorld
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -77,8 +77,8 @@ def main() -> None:
         total = plan.schedule.total_frames
         samples: list[tuple[int, float]] = []
 
-        def connect(events: RunEvents) -> None:
-            events.progress.connect(lambda p: samples.append((p.frames_done, rss_mb())))
+        def connect(sequencer: Sequencer) -> None:
+            sequencer.events.progress.connect(lambda p: samples.append((p.frames_done, rss_mb())))
 
         start = time.perf_counter()
         result = run_plan(plan, Path(tmp) / "run", connect=connect)

@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, series_protocol
 from tjump.errors import InputError
 from tjump.sequencer import plan_run
+
+from conftest import ROOT, series_protocol
 
 WriteFile = Callable[[str, str], Path]
 

@@ -11,11 +11,12 @@ import numpy as np
 import pytest
 import tifffile
 
-from conftest import CALIBRATION, rig_yaml, series_protocol
 from tjump.rig import build_rig, load_calibration
 from tjump.sequencer import RunResult, plan_run, run_plan
 from tjump.sim.world import SimWorld
 from tjump.storage import RunDirectory
+
+from conftest import CALIBRATION, rig_yaml, series_protocol
 
 WriteFile = Callable[[str, str], Path]
 FPS = 10

@@ -7,13 +7,14 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from conftest import CALIBRATION
 from tjump.clock import VirtualClock
 from tjump.rig import load_calibration
 from tjump.sim.config import SampleConfig, SimConfig, ThermalConfig
 from tjump.sim.sample import R_KJ_PER_MOL_K, SampleKinetics, make_particles
 from tjump.sim.thermal import FilmThermalModel
 from tjump.sim.world import SimWorld
+
+from conftest import CALIBRATION
 
 
 def test_film_step_response_matches_the_published_rise() -> None:

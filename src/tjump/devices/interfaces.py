@@ -73,6 +73,14 @@ class Daq(Protocol):
         """Samples acquired since the previous read."""
         ...
 
+    def stop_triggers(self) -> None:
+        """Stop the camera pulse train after the current pulse; sampling goes on."""
+        ...
+
+    def start_triggers(self) -> int:
+        """Restart the pulse train now; returns the sample index of its first pulse."""
+        ...
+
     def triggers_sent(self) -> int:
         """Camera trigger pulses issued since `start`."""
         ...

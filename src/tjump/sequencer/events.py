@@ -24,4 +24,5 @@ class RunEvents(SignalGroup):
     segment_finished = Signal(object)  # Segment
     frame_acquired = Signal(object, object)  # image (uint16 array), FrameRecord
     progress = Signal(object)  # Progress
+    state_changed = Signal(str)  # running | pausing | paused | finished
     finished = Signal(object)  # RunResult

@@ -18,7 +18,6 @@ from typing import Any
 from tjump import __version__
 from tjump.protocol import Protocol, Schedule, check_against_rig, load_protocol
 from tjump.rig import Rig, RigConfig, build_rig, load_calibration, load_rig
-from tjump.sequencer.events import RunEvents
 from tjump.sequencer.sequencer import RunResult, Sequencer
 from tjump.storage.writer import RunWriter
 
@@ -86,12 +85,14 @@ def run_plan(
     plan: RunPlan,
     output: Path | None = None,
     seed: int | None = None,
-    connect: Callable[[RunEvents], None] | None = None,
+    connect: Callable[[Sequencer], None] | None = None,
     rig: Rig | None = None,
 ) -> RunResult:
-    """Run the plan and return how it ended. `connect` may attach listeners to the run's
-    signals before it starts. Without `rig`, the plan's rig is built for this run and
-    closed after it; a given `rig` stays open (its owner closes it)."""
+    """Run the plan and return how it ended.
+
+    `connect` is given the sequencer before it starts, to attach listeners to its signals
+    and keep it for pause, resume and abort. Without `rig`, the plan's rig is built for
+    this run and closed after it; a given `rig` stays open (its owner closes it)."""
     output = output or default_output(plan)
     run_seed = plan.rig.simulation.seed if seed is None else seed
     own_rig = rig is None
@@ -107,7 +108,7 @@ def run_plan(
         shutil.copyfile(plan.rig_path, output / "rig.yaml")
         sequencer = Sequencer(rig, plan.schedule, writer, plan.exposure_ms)
         if connect is not None:
-            connect(sequencer.events)
+            connect(sequencer)
         return sequencer.run()
     finally:
         if own_rig:

@@ -23,6 +23,23 @@ from tjump.storage.writer import RunWriter
 
 _FRAME_TIMEOUT_S = 5.0
 _PROGRESS_EVERY_S = 0.1
+_PAUSE_POLL_S = 0.05
+
+
+@dataclass(frozen=True)
+class _PulseTrain:
+    """A continuous stretch of camera triggers: frame `first_frame` at `start_s` (DAQ
+    time), which is sample `start_index`; a pause ends one train, a resume starts the next."""
+
+    start_s: float
+    start_index: int
+    first_frame: int
+
+    def time_of(self, frame: int, fps: float) -> float:
+        return self.start_s + (frame - self.first_frame) / fps
+
+    def sample_of(self, frame: int, fps: float, sample_rate_hz: float) -> int:
+        return self.start_index + round((frame - self.first_frame) * sample_rate_hz / fps)
 
 
 @dataclass(frozen=True)
@@ -89,11 +106,31 @@ class Sequencer:
         self.lookahead_frames = lookahead_frames
         self.events = RunEvents()
         self._abort = threading.Event()
+        self._pause = threading.Event()
         self._listener_errors = 0
+        self._train = _PulseTrain(0.0, 0, 0)
+        self.state = "ready"
 
     def abort(self) -> None:
         """Stop as soon as the current frame is saved; the heater is made safe."""
         self._abort.set()
+
+    def pause(self) -> None:
+        """Pause at the next segment boundary: triggers stop, the heater is made safe."""
+        if self.state in ("ready", "running"):
+            self._pause.set()
+            self._set_state("pausing")
+
+    def resume(self) -> None:
+        """Go on with the next segment (or cancel a pause not yet reached)."""
+        if self.state in ("pausing", "paused"):
+            self._pause.clear()
+            if self.state == "pausing":
+                self._set_state("running")
+
+    def _set_state(self, state: str) -> None:
+        self.state = state
+        self._emit(self.events.state_changed, state)
 
     def run(self) -> RunResult:
         """Run the whole schedule; always returns with the heater safe."""
@@ -107,8 +144,12 @@ class Sequencer:
         rig.daq.start(self.schedule.frame_rate_hz)
         writer.log("run_started", daq_start_s=t0)
         daq = DaqHistory(rig, writer)
+        if self.state == "ready":
+            self._set_state("running")
         try:
             for segment in self.schedule.segments:
+                if self._pause.is_set():
+                    self._wait_paused(segment, t0)
                 self._run_segment(segment, t0, daq)
             status = "complete"
         except (RunAborted, KeyboardInterrupt):
@@ -125,6 +166,7 @@ class Sequencer:
                 status, message = "failed", f"{message}; {safe_message}".strip("; ")
             writer.log("run_finished", status=status, message=message)
             writer.close(status, message=message, listener_errors=self._listener_errors)
+            self._set_state("finished")
         result = RunResult(
             status,
             writer.frames_written,
@@ -153,7 +195,7 @@ class Sequencer:
             frame=segment.first_frame,
         )
         self._emit(self.events.segment_started, segment)
-        per_frame = round(rig.daq.sample_rate_hz / fps)
+        train = self._train
         exposure_samples = max(1, math.ceil(self.exposure_ms / 1e3 * rig.daq.sample_rate_hz))
         last_progress = 0.0
         released = segment.first_frame  # frames whose time the clock has been let reach
@@ -161,12 +203,13 @@ class Sequencer:
             self._check_abort()
             if f >= released - self.lookahead_frames // 2:
                 released = min(f + 1 + self.lookahead_frames, segment.end_frame)
-                rig.clock.run_to(t0 + released / fps)
+                rig.clock.run_to(t0 + train.time_of(released, fps))
             frame = rig.camera.next_frame(_FRAME_TIMEOUT_S)
-            drive_v, current = daq.mean(f * per_frame, exposure_samples)
+            daq_index = train.sample_of(f, fps, rig.daq.sample_rate_hz)
+            drive_v, current = daq.mean(daq_index, exposure_samples)
             record = FrameRecord(
                 frame=f,
-                time_s=round(f / fps, 9),
+                time_s=round(train.time_of(f, fps), 9),
                 temperature_K=segment.setpoint_K,
                 segment=segment.index,
                 kind=segment.kind,
@@ -174,7 +217,7 @@ class Sequencer:
                 cycle=segment.cycle,
                 drive_V=round(float(drive_v), 6),
                 current_A=round(float(current), 7),
-                daq_index=f * per_frame,
+                daq_index=daq_index,
                 camera_frame=frame.number,
             )
             self.writer.write_frame(frame.image, record)
@@ -183,8 +226,30 @@ class Sequencer:
             if now - last_progress > _PROGRESS_EVERY_S or f + 1 == segment.end_frame:
                 last_progress = now
                 self._emit(self.events.progress, self._progress(segment, f + 1))
-        self.writer.log("segment_finished", segment=segment.index, time_s=segment.end_frame / fps)
+        self.writer.log(
+            "segment_finished", segment=segment.index, time_s=train.time_of(segment.end_frame, fps)
+        )
         self._emit(self.events.segment_finished, segment)
+
+    def _wait_paused(self, segment: Segment, t0: float) -> None:
+        """Stop triggering, make the heater safe and wait for resume or abort; then start
+        a new pulse train, so frame times stay on the DAQ's timebase across the gap."""
+        rig = self.rig
+        rig.daq.stop_triggers()
+        rig.heater.make_safe()
+        paused_at = rig.clock.now() - t0
+        self.writer.log("paused", time_s=paused_at, before_segment=segment.index)
+        self._set_state("paused")
+        while self._pause.is_set():
+            self._check_abort()
+            time.sleep(_PAUSE_POLL_S)
+            rig.clock.run_to(rig.clock.now() + _PAUSE_POLL_S)  # virtual time keeps pace
+        index = rig.daq.start_triggers()
+        self._train = _PulseTrain(index / rig.daq.sample_rate_hz, index, segment.first_frame)
+        self.writer.log(
+            "resumed", time_s=self._train.start_s, gap_s=self._train.start_s - paused_at
+        )
+        self._set_state("running")
 
     def _progress(self, segment: Segment, frames_done: int) -> Progress:
         fps, total = self.schedule.frame_rate_hz, self.schedule.total_frames

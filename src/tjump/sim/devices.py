@@ -34,6 +34,12 @@ class SimDaq:
         first, data = self.world.read_daq()
         return DaqBlock(first, data)
 
+    def stop_triggers(self) -> None:
+        self.world.stop_triggers()
+
+    def start_triggers(self) -> int:
+        return self.world.start_triggers()
+
     def triggers_sent(self) -> int:
         return self.world.frames_triggered()
 

@@ -53,8 +53,11 @@ class SimWorld:
         self._tick = 0
         self._substrate_from = (0.0, 0.0, 0.0)  # (time, rise then, steady rise)
         self._daq_rng = np.random.default_rng([config.seed, 4])
-        self._daq_running = False
+        self._daq_running = False  # analog inputs sampling
+        self._triggering = False  # counter output triggering the camera
         self._daq_start_tick = 0
+        self._trigger_start_tick = 0  # first trigger of the current pulse train
+        self._train_first_frame = 0  # frames triggered before the current pulse train
         self._daq_blocks: list[NDArray[np.float64]] = []
         self._daq_read_index = 0
         self._frame_period_ticks = 0
@@ -92,12 +95,27 @@ class SimWorld:
             self._daq_start_tick = self._tick
             self._daq_read_index = 0
             self._daq_running = True
+        self.start_triggers()
 
     def stop_daq(self) -> None:
         """Stop sampling and triggering; the camera learns that no trigger will follow."""
         with self._lock:
             self._daq_running = False
+            self._triggering = False
             self.scenes.put(None)
+
+    def stop_triggers(self) -> None:
+        """Stop the camera pulse train; sampling goes on and the camera stays armed."""
+        with self._lock:
+            self._triggering = False
+
+    def start_triggers(self) -> int:
+        """Restart the pulse train at the current tick; returns that tick's sample index."""
+        with self._lock:
+            self._trigger_start_tick = self._tick
+            self._train_first_frame = self._frames_triggered
+            self._triggering = True
+            return self._tick - self._daq_start_tick
 
     def read_daq(self) -> tuple[int, NDArray[np.float64]]:
         """(index of the first sample, samples x [drive_V, current_A]) since the last read."""
@@ -120,11 +138,13 @@ class SimWorld:
             target = math.floor(t / self.dt + _EPS)
             while self._tick < target:
                 self._integrate(min(target - self._tick, _MAX_BLOCK_TICKS))
-                while self._daq_running and self._tick >= self._exposure_end_tick():
+                while self._triggering and self._tick >= self._exposure_end_tick():
                     self._emit_scene()
 
     def _frame_start_tick(self, frame: int) -> int:
-        return self._daq_start_tick + frame * self._frame_period_ticks
+        return (
+            self._trigger_start_tick + (frame - self._train_first_frame) * self._frame_period_ticks
+        )
 
     def _exposure_end_tick(self) -> int:
         start = self._frame_start_tick(self._frames_triggered)

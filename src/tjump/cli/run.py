@@ -1,32 +1,23 @@
-"""The `tjump` command."""
+"""`tjump run` and `tjump schema`: protocols on rigs."""
 
 from __future__ import annotations
 
 import json
 import shutil
 import signal
-import sys
 from pathlib import Path
 from types import FrameType
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
+from tjump.cli.console import console
 from tjump.errors import TjumpError
 from tjump.protocol import Protocol
 from tjump.sequencer import Progress as RunProgress
-from tjump.sequencer import RunEvents, RunPlan, RunResult, plan_run, run_plan
+from tjump.sequencer import RunPlan, RunResult, Sequencer, plan_run, run_plan
 from tjump.sequencer.runner import DEFAULT_RIG, default_output
-
-app = typer.Typer(
-    add_completion=False,
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    help="Temperature-jump dark-field microscopy: run protocols, analyse the movies.",
-)
-console = Console(stderr=True)
 
 RigOption = Annotated[Path, typer.Option("--rig", "-r", help="Rig file.")]
 
@@ -55,7 +46,6 @@ def _check_disk(plan: RunPlan, output: Path) -> None:
         )
 
 
-@app.command()
 def run(
     protocol: Annotated[Path, typer.Argument(help="Protocol file (YAML).")],
     rig: RigOption = DEFAULT_RIG,
@@ -101,8 +91,8 @@ def _run_with_progress(plan: RunPlan, output: Path, seed: int | None) -> RunResu
                 description=f"{p.segment_kind} {p.setpoint_K:.1f} K{cycle}",
             )
 
-        def connect(events: RunEvents) -> None:
-            events.progress.connect(show)
+        def connect(sequencer: Sequencer) -> None:
+            sequencer.events.progress.connect(show)
 
         return run_plan(plan, output, seed, connect)
 
@@ -117,19 +107,6 @@ def _summary(result: RunResult) -> str:
     return f"{text}\n  {result.message}" if result.message else text
 
 
-@app.command()
 def schema() -> None:
     """Print the protocol file's JSON schema (for editors that validate YAML)."""
     typer.echo(json.dumps(Protocol.model_json_schema(), indent=2))
-
-
-def main() -> None:
-    """Entry point: one clear message and a non-zero exit code for anything wrong."""
-    try:
-        app()
-    except TjumpError as e:
-        console.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
-        sys.exit(e.exit_code)
-    except KeyboardInterrupt:
-        console.print("interrupted")
-        sys.exit(130)

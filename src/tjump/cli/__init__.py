@@ -1,0 +1,32 @@
+"""The one `tjump` command; each subcommand lives in its own module here."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from tjump.cli import run
+from tjump.cli.console import console
+from tjump.errors import TjumpError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Temperature-jump dark-field microscopy: run protocols, analyse the movies.",
+)
+app.command()(run.run)
+app.command()(run.schema)
+
+
+def main() -> None:
+    """Entry point: one clear message and a non-zero exit code for anything wrong."""
+    try:
+        app()
+    except TjumpError as e:
+        console.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+        sys.exit(e.exit_code)
+    except KeyboardInterrupt:
+        console.print("interrupted")
+        sys.exit(130)
