@@ -23,6 +23,8 @@ class RunEvents(SignalGroup):
     segment_started = Signal(object)  # Segment
     segment_finished = Signal(object)  # Segment
     frame_acquired = Signal(object, object)  # image (uint16 array), FrameRecord
+    particles_found = Signal(object)  # tjump.analysis.Detections, from the baseline frames
+    traces_measured = Signal(int, object)  # first frame, intensities (frames x particles)
     progress = Signal(object)  # Progress
     state_changed = Signal(str)  # running | pausing | paused | finished
     finished = Signal(object)  # RunResult

@@ -14,6 +14,7 @@ import numpy as np
 from numpy.typing import NDArray
 from psygnal import SignalInstance
 
+from tjump.analysis import OnlineTraces
 from tjump.errors import DeviceError, RunAborted, TjumpError
 from tjump.protocol.schedule import Schedule, Segment
 from tjump.rig.build import Rig
@@ -98,6 +99,7 @@ class Sequencer:
         writer: RunWriter,
         exposure_ms: float,
         lookahead_frames: int = 16,
+        baseline_frames: int = 20,
     ) -> None:
         self.rig = rig
         self.schedule = schedule
@@ -105,6 +107,7 @@ class Sequencer:
         self.exposure_ms = exposure_ms
         self.lookahead_frames = lookahead_frames
         self.events = RunEvents()
+        self.traces = OnlineTraces(baseline_frames)
         self._abort = threading.Event()
         self._pause = threading.Event()
         self._listener_errors = 0
@@ -222,6 +225,7 @@ class Sequencer:
             )
             self.writer.write_frame(frame.image, record)
             self._emit(self.events.frame_acquired, frame.image, record)
+            self._measure(f, frame.image)
             now = time.monotonic()
             if now - last_progress > _PROGRESS_EVERY_S or f + 1 == segment.end_frame:
                 last_progress = now
@@ -230,6 +234,21 @@ class Sequencer:
             "segment_finished", segment=segment.index, time_s=train.time_of(segment.end_frame, fps)
         )
         self._emit(self.events.segment_finished, segment)
+
+    def _measure(self, frame: int, image: NDArray[np.uint16]) -> None:
+        """Online traces: detect in the first frames, then one row per frame."""
+        first_detection = self.traces.detections is None
+        rows = self.traces.add(image)
+        if rows is None:
+            return
+        d = self.traces.detections
+        if first_detection and d is not None:
+            self.writer.write_live_particles(d.x, d.y, d.peak, d.flags)
+            self.writer.log("particles_found", count=len(d), usable=int(d.usable.sum()))
+            self._emit(self.events.particles_found, d)
+        first = frame + 1 - len(rows)
+        self.writer.write_live_traces(first, rows)
+        self._emit(self.events.traces_measured, first, rows)
 
     def _wait_paused(self, segment: Segment, t0: float) -> None:
         """Stop triggering, make the heater safe and wait for resume or abort; then start

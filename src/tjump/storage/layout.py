@@ -19,6 +19,8 @@ FRAMES_CSV = "frames.csv"
 DAQ_CSV = "daq.csv"
 LOG = "log.jsonl"
 TRUTH_DIR = "sim-truth"
+LIVE_PARTICLES = "live-particles.csv"
+LIVE_TRACES = "live-traces.csv"
 
 
 @dataclass(frozen=True)

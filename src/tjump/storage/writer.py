@@ -20,11 +20,15 @@ from tjump.storage.layout import (
     FRAME_COLUMNS,
     FRAMES_CSV,
     FRAMES_DIR,
+    LIVE_PARTICLES,
+    LIVE_TRACES,
     LOG,
     MANIFEST,
     FrameRecord,
     chunk_name,
 )
+
+_TRACE_BLOCK_ROWS = 100
 
 
 def _write_atomic(path: Path, text: str) -> None:
@@ -64,6 +68,9 @@ class RunWriter:
         self._daq_csv = (directory / DAQ_CSV).open("w", newline="", encoding="utf-8")
         csv.writer(self._daq_csv).writerow(["sample", "time_s", *daq_channels])
         self._log: TextIOWrapper = (directory / LOG).open("a", encoding="utf-8")
+        self._traces: TextIOWrapper | None = None
+        self._pending_traces: list[NDArray[np.float64]] = []
+        self._pending_rows = 0
         self._chunk_file: BufferedWriter | None = None
         self._tiff: tifffile.TiffWriter | None = None
         self.frames_written = 0
@@ -111,6 +118,48 @@ class RunWriter:
         )
         self._daq_csv.flush()
 
+    def write_live_particles(
+        self,
+        x: NDArray[np.float64],
+        y: NDArray[np.float64],
+        peak: NDArray[np.float64],
+        flags: NDArray[np.int64],
+    ) -> None:
+        """Save the particles found live; their traces follow in live-traces.csv."""
+        table = np.column_stack([np.arange(len(x)), x, y, peak, flags])
+        np.savetxt(
+            self.directory / LIVE_PARTICLES,
+            table,
+            fmt=["%d", "%.3f", "%.3f", "%.1f", "%d"],
+            delimiter=",",
+            header="particle_id,x,y,peak,flags",
+            comments="",
+        )
+        self._traces = (self.directory / LIVE_TRACES).open("w", encoding="utf-8")
+        names = ",".join(f"p{i}" for i in range(len(x)))
+        self._traces.write(f"frame,{names}\n" if names else "frame\n")
+
+    def write_live_traces(self, first_frame: int, rows: NDArray[np.float64]) -> None:
+        """Append live intensities, one row per frame from `first_frame` on. Rows are
+        written in blocks (they can always be measured again from the frames)."""
+        if self._traces is None:
+            raise RuntimeError("write_live_particles must come before write_live_traces")
+        frames = np.arange(first_frame, first_frame + len(rows))
+        self._pending_traces.append(np.column_stack([frames, rows]))
+        self._pending_rows += len(rows)
+        if self._pending_rows >= _TRACE_BLOCK_ROWS:
+            self._flush_traces()
+
+    def _flush_traces(self) -> None:
+        if self._traces is None or not self._pending_traces:
+            return
+        table = np.concatenate(self._pending_traces)
+        fmt = ["%d"] + ["%.1f"] * (table.shape[1] - 1)
+        np.savetxt(self._traces, table, fmt=fmt, delimiter=",")
+        self._traces.flush()
+        self._pending_traces.clear()
+        self._pending_rows = 0
+
     def log(self, event: str, **fields: Any) -> None:
         """Append one event to log.jsonl."""
         entry = {"event": event, "wall_time": time.time(), **fields}
@@ -120,6 +169,8 @@ class RunWriter:
     def close(self, status: str, **fields: Any) -> None:
         """Finish every file and record the final status."""
         self._close_chunk()
-        for f in (self._frames_csv, self._daq_csv, self._log):
-            f.close()
+        self._flush_traces()
+        for f in (self._frames_csv, self._daq_csv, self._log, self._traces):
+            if f is not None:
+                f.close()
         self.update_manifest(status=status, frames=self.frames_written, **fields)
