@@ -77,8 +77,13 @@ class Daq(Protocol):
         """Stop the camera pulse train after the current pulse; sampling goes on."""
         ...
 
-    def start_triggers(self) -> int:
-        """Restart the pulse train now; returns the sample index of its first pulse."""
+    def start_triggers(self, frame_rate_hz: float) -> int:
+        """Start a new pulse train now at `frame_rate_hz`; returns the sample index of its
+        first pulse."""
+        ...
+
+    def set_digital(self, line: str, on: bool) -> None:
+        """Set a digital output line (e.g. "shutter" for the light stimulus)."""
         ...
 
     def triggers_sent(self) -> int:

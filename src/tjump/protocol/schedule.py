@@ -1,27 +1,44 @@
-"""A protocol unrolled into segments of constant setpoint, each a whole number of frames."""
+"""A protocol unrolled into segments: stretches of constant setpoint, light and camera
+settings, each a whole number of frames (none for a wait)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 
-from tjump.protocol.schema import AblationStep, BaselineStep, HoldStep, Protocol, SeriesStep
+from tjump.protocol.schema import (
+    AblationStep,
+    BaselineStep,
+    HoldStep,
+    LightStep,
+    Protocol,
+    RepeatStep,
+    SeriesStep,
+    Step,
+    WaitStep,
+)
 
 
 @dataclass(frozen=True)
 class Segment:
-    """A stretch of constant heater setpoint.
+    """A stretch of constant heater setpoint and camera settings.
 
-    `field` is where in the protocol file the segment comes from (for messages), `cycle`
-    counts heating cycles within one temperature of a series (1-based, 0 outside one)."""
+    `field` is where in the protocol file the segment comes from (for messages); `step` is
+    the index of its top-level step; `cycle` counts heating cycles within one temperature
+    of a series (1-based, 0 outside one); a `wait` segment takes no frames."""
 
     index: int
-    kind: str  # baseline | heat | cool | ablation | hold
+    kind: str  # baseline | heat | cool | ablation | hold | light | wait
     setpoint_K: float
     first_frame: int
     frames: int
+    duration_s: float
+    frame_rate_hz: float
+    exposure_ms: float
     step: int
     cycle: int
     field: str
+    light: bool = False
 
     @property
     def end_frame(self) -> int:
@@ -31,15 +48,23 @@ class Segment:
 @dataclass(frozen=True)
 class Schedule:
     segments: tuple[Segment, ...]
-    frame_rate_hz: float
 
     @property
     def total_frames(self) -> int:
-        return self.segments[-1].end_frame if self.segments else 0
+        return sum(s.frames for s in self.segments)
 
     @property
     def duration_s(self) -> float:
-        return self.total_frames / self.frame_rate_hz
+        return sum(s.duration_s for s in self.segments)
+
+    @property
+    def frame_rate_hz(self) -> float:
+        """The first segment's frame rate (the protocol's, unless it overrides it)."""
+        return self.segments[0].frame_rate_hz
+
+    def from_segment(self, index: int) -> Schedule:
+        """The schedule from segment `index` on, frames numbered as before."""
+        return Schedule(self.segments[index:])
 
 
 def frames_in(seconds: float, frame_rate_hz: float) -> int:
@@ -47,33 +72,88 @@ def frames_in(seconds: float, frame_rate_hz: float) -> int:
     return max(1, round(seconds * frame_rate_hz))
 
 
-def build_schedule(protocol: Protocol, ambient_K: float) -> Schedule:
-    """Unroll every step into segments, in order."""
-    fps = protocol.frame_rate_hz
-    segments: list[Segment] = []
+@dataclass
+class _Builder:
+    protocol: Protocol
+    ambient_K: float
+    default_exposure_ms: float
+    segments: list[Segment] = field(default_factory=list)
 
-    def add(kind: str, setpoint: float, seconds: float, step: int, cycle: int, field: str) -> None:
-        first = segments[-1].end_frame if segments else 0
-        segments.append(
+    def add(
+        self,
+        kind: str,
+        setpoint: float,
+        seconds: float,
+        step: Step,
+        top: int,
+        cycle: int,
+        where: str,
+        light: bool = False,
+    ) -> None:
+        first = self.segments[-1].end_frame if self.segments else 0
+        fps = getattr(step, "frame_rate_hz", None) or self.protocol.frame_rate_hz
+        exposure = (
+            getattr(step, "exposure_ms", None)
+            or self.protocol.exposure_ms
+            or self.default_exposure_ms
+        )
+        frames = 0 if kind == "wait" else frames_in(seconds, fps)
+        duration = seconds if kind == "wait" else frames / fps
+        self.segments.append(
             Segment(
-                len(segments), kind, setpoint, first, frames_in(seconds, fps), step, cycle, field
+                len(self.segments),
+                kind,
+                setpoint,
+                first,
+                frames,
+                duration,
+                fps,
+                exposure,
+                top,
+                cycle,
+                where,
+                light,
             )
         )
 
-    for i, step in enumerate(protocol.steps):
-        at = f"steps.{i}"
+    def steps(self, steps: Sequence[Step], at: str, top: int | None = None) -> None:
+        for i, step in enumerate(steps):
+            self.step(step, f"{at}.{i}", i if top is None else top)
+
+    def step(self, step: Step, at: str, top: int) -> None:
+        ambient = self.ambient_K
         if isinstance(step, BaselineStep):
-            add("baseline", ambient_K, step.duration_s, i, 0, f"{at}.duration_s")
+            self.add("baseline", ambient, step.duration_s, step, top, 0, f"{at}.duration_s")
         elif isinstance(step, SeriesStep):
-            low = step.low_K if step.low_K is not None else ambient_K
+            low = step.low_K if step.low_K is not None else ambient
             for j, temp in enumerate(step.temperatures_K):
                 for cycle in range(1, step.cycles + 1):
-                    add("heat", temp, step.heat_s, i, cycle, f"{at}.temperatures_K.{j}")
-                    add("cool", low, step.cool_s, i, cycle, f"{at}.low_K")
+                    self.add(
+                        "heat", temp, step.heat_s, step, top, cycle, f"{at}.temperatures_K.{j}"
+                    )
+                    self.add("cool", low, step.cool_s, step, top, cycle, f"{at}.low_K")
         elif isinstance(step, AblationStep):
-            add("ablation", step.temperature_K, step.duration_s, i, 0, f"{at}.temperature_K")
-            add("cool", ambient_K, step.cool_s, i, 0, f"{at}.cool_s")
+            self.add(
+                "ablation", step.temperature_K, step.duration_s, step, top, 0, f"{at}.temperature_K"
+            )
+            self.add("cool", ambient, step.cool_s, step, top, 0, f"{at}.cool_s")
         elif isinstance(step, HoldStep):
-            temp = step.temperature_K if step.temperature_K is not None else ambient_K
-            add("hold", temp, step.duration_s, i, 0, f"{at}.temperature_K")
-    return Schedule(tuple(segments), fps)
+            temp = step.temperature_K if step.temperature_K is not None else ambient
+            self.add("hold", temp, step.duration_s, step, top, 0, f"{at}.temperature_K")
+        elif isinstance(step, LightStep):
+            temp = step.temperature_K if step.temperature_K is not None else ambient
+            self.add(
+                "light", temp, step.duration_s, step, top, 0, f"{at}.temperature_K", light=True
+            )
+        elif isinstance(step, WaitStep):
+            self.add("wait", ambient, step.duration_s, step, top, 0, f"{at}.duration_s")
+        elif isinstance(step, RepeatStep):
+            for _ in range(step.times):
+                self.steps(step.steps, f"{at}.steps", top)
+
+
+def build_schedule(protocol: Protocol, ambient_K: float, default_exposure_ms: float) -> Schedule:
+    """Unroll every step into segments, in order."""
+    builder = _Builder(protocol, ambient_K, default_exposure_ms)
+    builder.steps(protocol.steps, "steps")
+    return Schedule(tuple(builder.segments))

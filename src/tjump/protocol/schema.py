@@ -11,15 +11,23 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class BaselineStep(_Strict):
+class _Step(_Strict):
+    """What every step may override for itself."""
+
+    frame_rate_hz: PositiveFloat | None = Field(None, description="default: the protocol's")
+    exposure_ms: PositiveFloat | None = Field(None, description="default: the protocol's")
+
+
+class BaselineStep(_Step):
     """Film at ambient, camera running: the particles' reference intensities."""
 
     kind: Literal["baseline"]
     duration_s: PositiveFloat
 
 
-class SeriesStep(_Strict):
-    """For each temperature in turn, `cycles` jumps: heat to it, hold, cool, hold."""
+class SeriesStep(_Step):
+    """For each temperature in turn, `cycles` jumps: heat to it, hold, cool, hold.
+    (One temperature makes plain heat/cool cycles.)"""
 
     kind: Literal["series"]
     temperatures_K: list[PositiveFloat] = Field(min_length=1)
@@ -31,7 +39,7 @@ class SeriesStep(_Strict):
     )
 
 
-class AblationStep(_Strict):
+class AblationStep(_Step):
     """Thermal ablation: a long hold far above the transition, then back to low."""
 
     kind: Literal["ablation"]
@@ -40,15 +48,42 @@ class AblationStep(_Strict):
     cool_s: PositiveFloat = 60.0
 
 
-class HoldStep(_Strict):
-    """Hold one temperature (ambient for a plain wait) with the camera running."""
+class HoldStep(_Step):
+    """Hold one temperature (ambient if none) with the camera running."""
 
     kind: Literal["hold"]
     temperature_K: PositiveFloat | None = None
     duration_s: PositiveFloat
 
 
-Step = Annotated[BaselineStep | SeriesStep | AblationStep | HoldStep, Field(discriminator="kind")]
+class LightStep(_Step):
+    """Open the light-stimulus shutter (a DAQ line) for `duration_s`, camera running."""
+
+    kind: Literal["light"]
+    duration_s: PositiveFloat
+    temperature_K: PositiveFloat | None = None
+
+
+class WaitStep(_Strict):
+    """Heater at ambient and the camera idle: no frames are taken."""
+
+    kind: Literal["wait"]
+    duration_s: PositiveFloat
+
+
+class RepeatStep(_Strict):
+    """Run `steps` `times` times over."""
+
+    kind: Literal["repeat"]
+    times: PositiveInt
+    steps: list[Step] = Field(min_length=1)
+
+
+Step = Annotated[
+    BaselineStep | SeriesStep | AblationStep | HoldStep | LightStep | WaitStep | RepeatStep,
+    Field(discriminator="kind"),
+]
+RepeatStep.model_rebuild()
 
 
 class Protocol(_Strict):

@@ -106,7 +106,7 @@ def run_plan(
         )
         shutil.copyfile(plan.protocol_path, output / "protocol.yaml")
         shutil.copyfile(plan.rig_path, output / "rig.yaml")
-        sequencer = Sequencer(rig, plan.schedule, writer, plan.exposure_ms)
+        sequencer = Sequencer(rig, plan.schedule, writer)
         if connect is not None:
             connect(sequencer)
         return sequencer.run()

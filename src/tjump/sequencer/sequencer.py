@@ -1,5 +1,5 @@
-"""Runs a schedule on a rig: heater steps on frame edges, every frame to disk, and the
-heater left safe on every way out."""
+"""Runs a schedule on a rig: heater steps on frame edges, every frame to disk, online
+traces, and the heater left safe on every way out."""
 
 from __future__ import annotations
 
@@ -15,32 +15,19 @@ from numpy.typing import NDArray
 from psygnal import SignalInstance
 
 from tjump.analysis import OnlineTraces
-from tjump.errors import DeviceError, RunAborted, TjumpError
+from tjump.errors import LimitError, RunAborted, TjumpError
 from tjump.protocol.schedule import Schedule, Segment
 from tjump.rig.build import Rig
 from tjump.sequencer.events import Progress, RunEvents
+from tjump.sequencer.timing import DaqHistory, PulseTrain
+from tjump.sequencer.watchdog import Watchdog
 from tjump.storage.layout import TRUTH_DIR, FrameRecord
 from tjump.storage.writer import RunWriter
 
-_FRAME_TIMEOUT_S = 5.0
+FRAME_TIMEOUT_S = 5.0
+SHUTTER_LINE = "shutter"
 _PROGRESS_EVERY_S = 0.1
-_PAUSE_POLL_S = 0.05
-
-
-@dataclass(frozen=True)
-class _PulseTrain:
-    """A continuous stretch of camera triggers: frame `first_frame` at `start_s` (DAQ
-    time), which is sample `start_index`; a pause ends one train, a resume starts the next."""
-
-    start_s: float
-    start_index: int
-    first_frame: int
-
-    def time_of(self, frame: int, fps: float) -> float:
-        return self.start_s + (frame - self.first_frame) / fps
-
-    def sample_of(self, frame: int, fps: float, sample_rate_hz: float) -> int:
-        return self.start_index + round((frame - self.first_frame) * sample_rate_hz / fps)
+_POLL_S = 0.05
 
 
 @dataclass(frozen=True)
@@ -54,65 +41,47 @@ class RunResult:
     message: str = ""
 
 
-class DaqHistory:
-    """Recent DAQ samples, read as they come and written to the run as they are read."""
-
-    def __init__(self, rig: Rig, writer: RunWriter) -> None:
-        self._daq = rig.daq
-        self._writer = writer
-        self._first = 0
-        self._data: NDArray[np.float64] = np.empty((0, len(rig.daq.channels)))
-
-    def mean(self, first: int, count: int) -> NDArray[np.float64]:
-        """Mean of samples [first, first + count) per channel; older samples are dropped."""
-        deadline = time.monotonic() + _FRAME_TIMEOUT_S
-        self.pull()
-        while self._first + len(self._data) < first + count:
-            if time.monotonic() > deadline:
-                raise DeviceError(
-                    self._daq.name,
-                    f"samples up to {first + count} never came",
-                    "check that the DAQ task is running",
-                )
-            time.sleep(0.001)
-            self.pull()
-        start = first - self._first
-        window = self._data[start : start + count]
-        self._data = self._data[start:]
-        self._first = first
-        return np.asarray(window.mean(axis=0))
-
-    def pull(self) -> None:
-        block = self._daq.read()
-        if len(block.data):
-            self._writer.write_daq(block)
-            self._data = np.concatenate([self._data, block.data])
-
-
 class Sequencer:
-    """One run of a schedule on a rig, writing to a `RunWriter`."""
+    """One run of a schedule on a rig, writing to a `RunWriter`.
+
+    `time_offset_s` and the schedule's first frame number place a resumed run on the
+    timeline of the run it continues."""
 
     def __init__(
         self,
         rig: Rig,
         schedule: Schedule,
         writer: RunWriter,
-        exposure_ms: float,
         lookahead_frames: int = 16,
         baseline_frames: int = 20,
+        time_offset_s: float = 0.0,
+        watchdog_s: float = 30.0,
     ) -> None:
         self.rig = rig
         self.schedule = schedule
         self.writer = writer
-        self.exposure_ms = exposure_ms
         self.lookahead_frames = lookahead_frames
+        self.time_offset_s = time_offset_s
+        self.watchdog_s = watchdog_s
         self.events = RunEvents()
         self.traces = OnlineTraces(baseline_frames)
+        self.state = "ready"
         self._abort = threading.Event()
         self._pause = threading.Event()
+        self._heater_lock = threading.Lock()
+        self._watchdog_fired = False
         self._listener_errors = 0
-        self._train = _PulseTrain(0.0, 0, 0)
-        self.state = "ready"
+        self._train: PulseTrain | None = None
+        self._t0 = 0.0  # clock time when the DAQ started
+        self._time_above_s = 0.0
+        self._experiment_s = 0.0
+        left = np.cumsum([s.duration_s for s in reversed(schedule.segments)])[::-1]
+        self._left_after = {
+            s.index: float(left[i + 1]) if i + 1 < len(left) else 0.0
+            for i, s in enumerate(schedule.segments)
+        }
+
+    # -- control, from any thread -------------------------------------------------------
 
     def abort(self) -> None:
         """Stop as soon as the current frame is saved; the heater is made safe."""
@@ -131,32 +100,28 @@ class Sequencer:
             if self.state == "pausing":
                 self._set_state("running")
 
-    def _set_state(self, state: str) -> None:
-        self.state = state
-        self._emit(self.events.state_changed, state)
+    # -- the run ---------------------------------------------------------------------
 
     def run(self) -> RunResult:
-        """Run the whole schedule; always returns with the heater safe."""
+        """Run the whole schedule; always returns or raises with the heater safe."""
         rig, writer = self.rig, self.writer
         wall_start = time.monotonic()
         status, message = "failed", ""
-        rig.heater.make_safe()
-        rig.camera.set_exposure_ms(self.exposure_ms)
-        rig.camera.start(self.schedule.total_frames)
-        t0 = rig.clock.now()
-        rig.daq.start(self.schedule.frame_rate_hz)
-        writer.log("run_started", daq_start_s=t0)
-        daq = DaqHistory(rig, writer)
-        if self.state == "ready":
-            self._set_state("running")
+        self._make_safe()
+        daq = DaqHistory(rig.daq, writer)
         try:
-            for segment in self.schedule.segments:
-                if self._pause.is_set():
-                    self._wait_paused(segment, t0)
-                self._run_segment(segment, t0, daq)
+            self._start_acquisition()
+            with Watchdog(self.watchdog_s, self._watchdog_expired) as watchdog:
+                for segment in self.schedule.segments:
+                    if self._pause.is_set():
+                        self._wait_paused(segment, watchdog)
+                    self._run_segment(segment, daq, watchdog)
             status = "complete"
         except (RunAborted, KeyboardInterrupt):
             status, message = "aborted", "stopped on request"
+            if self._watchdog_fired:
+                status = "failed"
+                message = f"watchdog: the acquisition loop stalled for over {self.watchdog_s:g} s"
         except TjumpError as e:
             message = str(e)
             raise
@@ -164,9 +129,9 @@ class Sequencer:
             message = f"{type(e).__name__}: {e}"
             raise
         finally:
-            safe_message = self._shut_down(daq)
-            if safe_message:
-                status, message = "failed", f"{message}; {safe_message}".strip("; ")
+            unsafe = self._shut_down(daq)
+            if unsafe:
+                status, message = "failed", f"{message}; {unsafe}".strip("; ")
             writer.log("run_finished", status=status, message=message)
             writer.close(status, message=message, listener_errors=self._listener_errors)
             self._set_state("finished")
@@ -175,17 +140,43 @@ class Sequencer:
             writer.frames_written,
             self.schedule.total_frames,
             writer.directory,
-            writer.frames_written / self.schedule.frame_rate_hz,
+            self._experiment_s,
             time.monotonic() - wall_start,
             message,
         )
         self._emit(self.events.finished, result)
         return result
 
-    def _run_segment(self, segment: Segment, t0: float, daq: DaqHistory) -> None:
-        rig, fps = self.rig, self.schedule.frame_rate_hz
+    def _start_acquisition(self) -> None:
+        """Arm the camera, then start the DAQ: its first trigger cannot be missed."""
+        rig = self.rig
+        first = next((s for s in self.schedule.segments if s.kind != "wait"), None)
+        fps = first.frame_rate_hz if first else self.schedule.frame_rate_hz
+        exposure = first.exposure_ms if first else self.schedule.segments[0].exposure_ms
+        rig.camera.set_exposure_ms(exposure)
+        rig.camera.start(self.schedule.total_frames)
+        self._t0 = rig.clock.now()
+        rig.daq.start(fps)
+        first_frame = first.first_frame if first else 0
+        self._train = PulseTrain(0, first_frame, fps, exposure, rig.daq.sample_rate_hz)
+        self.writer.log("run_started", time_s=self.time_offset_s, first_frame=first_frame)
+        if self.state == "ready":
+            self._set_state("running")
+
+    def _now(self) -> float:
+        """Experiment time: DAQ time since this session's start, plus the offset."""
+        return self.time_offset_s + self.rig.clock.now() - self._t0
+
+    def _run_segment(self, segment: Segment, daq: DaqHistory, watchdog: Watchdog) -> None:
+        rig = self.rig
         self._check_abort()
-        drive = rig.heater.set_temperature(segment.setpoint_K)
+        self._check_time_above(segment)
+        train = self._train_for(segment)
+        with self._heater_lock:
+            self._check_abort()
+            drive = rig.heater.set_temperature(segment.setpoint_K)
+        if segment.light:
+            rig.daq.set_digital(SHUTTER_LINE, True)
         self.writer.log(
             "segment_started",
             segment=segment.index,
@@ -194,25 +185,77 @@ class Sequencer:
             drive_V=drive,
             cycle=segment.cycle,
             step=segment.step,
-            time_s=rig.clock.now() - t0,
+            time_s=self._now(),
             frame=segment.first_frame,
+            frame_rate_hz=segment.frame_rate_hz,
+            light=segment.light,
         )
         self._emit(self.events.segment_started, segment)
-        train = self._train
-        exposure_samples = max(1, math.ceil(self.exposure_ms / 1e3 * rig.daq.sample_rate_hz))
+        if train is None:
+            self._let_time_pass(segment.duration_s, watchdog)
+        else:
+            self._acquire(segment, train, daq, watchdog)
+        if segment.light:
+            rig.daq.set_digital(SHUTTER_LINE, False)
+        self._experiment_s = self._now()
+        self.writer.log("segment_finished", segment=segment.index, time_s=self._experiment_s)
+        self._emit(self.events.segment_finished, segment)
+
+    def _train_for(self, segment: Segment) -> PulseTrain | None:
+        """The pulse train for `segment`: the running one if its rate and exposure fit,
+        else a new one; none for a wait."""
+        rig, train = self.rig, self._train
+        if train is not None and segment.kind != "wait" and train.fits(segment):
+            return train
+        if train is not None:
+            rig.daq.stop_triggers()
+            self._train = None
+        if segment.kind == "wait":
+            return None
+        rig.camera.set_exposure_ms(segment.exposure_ms)
+        index = rig.daq.start_triggers(segment.frame_rate_hz)
+        self._train = PulseTrain(
+            index,
+            segment.first_frame,
+            segment.frame_rate_hz,
+            segment.exposure_ms,
+            rig.daq.sample_rate_hz,
+        )
+        self.writer.log(
+            "pulse_train",
+            time_s=self._now(),
+            sample=index,
+            frame=segment.first_frame,
+            frame_rate_hz=segment.frame_rate_hz,
+        )
+        return self._train
+
+    def _acquire(
+        self, segment: Segment, train: PulseTrain, daq: DaqHistory, watchdog: Watchdog
+    ) -> None:
+        rig, limits = self.rig, self.rig.heater.limits
+        exposure_samples = max(1, math.ceil(segment.exposure_ms / 1e3 * rig.daq.sample_rate_hz))
         last_progress = 0.0
         released = segment.first_frame  # frames whose time the clock has been let reach
         for f in range(segment.first_frame, segment.end_frame):
             self._check_abort()
+            watchdog.kick()
             if f >= released - self.lookahead_frames // 2:
                 released = min(f + 1 + self.lookahead_frames, segment.end_frame)
-                rig.clock.run_to(t0 + train.time_of(released, fps))
-            frame = rig.camera.next_frame(_FRAME_TIMEOUT_S)
-            daq_index = train.sample_of(f, fps, rig.daq.sample_rate_hz)
+                rig.clock.run_to(self._t0 + train.time_of(released))
+            frame = rig.camera.next_frame(FRAME_TIMEOUT_S)
+            daq_index = train.sample_of(f)
             drive_v, current = daq.mean(daq_index, exposure_samples)
+            if current > limits.max_current_A:
+                raise LimitError(
+                    "heater",
+                    f"current {current:.4f} A is above the rig's max_current_A "
+                    f"{limits.max_current_A:g} A",
+                    "check the film and its wiring",
+                )
             record = FrameRecord(
                 frame=f,
-                time_s=round(train.time_of(f, fps), 9),
+                time_s=round(self.time_offset_s + train.time_of(f), 9),
                 temperature_K=segment.setpoint_K,
                 segment=segment.index,
                 kind=segment.kind,
@@ -230,10 +273,28 @@ class Sequencer:
             if now - last_progress > _PROGRESS_EVERY_S or f + 1 == segment.end_frame:
                 last_progress = now
                 self._emit(self.events.progress, self._progress(segment, f + 1))
-        self.writer.log(
-            "segment_finished", segment=segment.index, time_s=train.time_of(segment.end_frame, fps)
-        )
-        self._emit(self.events.segment_finished, segment)
+
+    def _let_time_pass(self, seconds: float, watchdog: Watchdog) -> None:
+        """A wait: time passes (instantly on a virtual clock), abort still works."""
+        clock = self.rig.clock
+        end = clock.now() + seconds
+        while (left := end - clock.now()) > 1e-9:
+            self._check_abort()
+            watchdog.kick()
+            clock.sleep(min(0.5, left))
+
+    def _check_time_above(self, segment: Segment) -> None:
+        """The rig's max_time_above, enforced again while running."""
+        limit = self.rig.heater.limits.max_time_above
+        above = segment.setpoint_K > limit.temperature_K
+        self._time_above_s = self._time_above_s + segment.duration_s if above else 0.0
+        if self._time_above_s > limit.seconds:
+            raise LimitError(
+                "heater",
+                f"segment {segment.index} would keep the film above "
+                f"{limit.temperature_K:g} K for {self._time_above_s:g} s, over the rig's "
+                f"max_time_above {limit.seconds:g} s",
+            )
 
     def _measure(self, frame: int, image: NDArray[np.uint16]) -> None:
         """Online traces: detect in the first frames, then one row per frame."""
@@ -250,41 +311,86 @@ class Sequencer:
         self.writer.write_live_traces(first, rows)
         self._emit(self.events.traces_measured, first, rows)
 
-    def _wait_paused(self, segment: Segment, t0: float) -> None:
-        """Stop triggering, make the heater safe and wait for resume or abort; then start
-        a new pulse train, so frame times stay on the DAQ's timebase across the gap."""
+    def _wait_paused(self, segment: Segment, watchdog: Watchdog) -> None:
+        """Stop triggering, make the heater safe and wait for resume or abort; the next
+        segment starts a new pulse train, so frame times stay on the DAQ's timebase."""
         rig = self.rig
-        rig.daq.stop_triggers()
-        rig.heater.make_safe()
-        paused_at = rig.clock.now() - t0
-        self.writer.log("paused", time_s=paused_at, before_segment=segment.index)
+        if self._train is not None:
+            rig.daq.stop_triggers()
+            self._train = None
+        self._make_safe()
+        self.writer.log("paused", time_s=self._now(), before_segment=segment.index)
         self._set_state("paused")
+        paused_at = self._now()
         while self._pause.is_set():
             self._check_abort()
-            time.sleep(_PAUSE_POLL_S)
-            rig.clock.run_to(rig.clock.now() + _PAUSE_POLL_S)  # virtual time keeps pace
-        index = rig.daq.start_triggers()
-        self._train = _PulseTrain(index / rig.daq.sample_rate_hz, index, segment.first_frame)
-        self.writer.log(
-            "resumed", time_s=self._train.start_s, gap_s=self._train.start_s - paused_at
-        )
+            watchdog.kick()
+            time.sleep(_POLL_S)
+            rig.clock.run_to(rig.clock.now() + _POLL_S)  # virtual time keeps pace
+        self.writer.log("resumed", time_s=self._now(), gap_s=self._now() - paused_at)
+        self._time_above_s = 0.0
         self._set_state("running")
 
     def _progress(self, segment: Segment, frames_done: int) -> Progress:
-        fps, total = self.schedule.frame_rate_hz, self.schedule.total_frames
+        here = (segment.end_frame - frames_done) / segment.frame_rate_hz
         return Progress(
-            frames_done,
-            total,
+            frames_done - self.schedule.segments[0].first_frame,
+            self.schedule.total_frames,
             segment.kind,
             segment.setpoint_K,
             segment.cycle,
-            frames_done / fps,
-            (total - frames_done) / fps,
+            self._now(),
+            self._left_after[segment.index] + here,
         )
+
+    # -- safety ------------------------------------------------------------------------
 
     def _check_abort(self) -> None:
         if self._abort.is_set():
             raise RunAborted("run aborted")
+
+    def _make_safe(self) -> None:
+        with self._heater_lock:
+            self.rig.heater.make_safe()
+
+    def _watchdog_expired(self) -> None:
+        """From the watchdog's thread: the loop is stuck; the heater goes safe now."""
+        self._watchdog_fired = True
+        self._abort.set()
+        try:
+            self._make_safe()
+            self.writer.log("watchdog", error=f"no progress for {self.watchdog_s:g} s; heater safe")
+        except Exception as e:
+            self.writer.log("watchdog", error=f"heater not confirmed safe: {e}")
+
+    def _shut_down(self, daq: DaqHistory) -> str:
+        """Heater safe first, then stop triggering and the camera; save what remains.
+        Returns a message if the heater could not be confirmed safe."""
+        message = ""
+        try:
+            self._make_safe()
+            self.writer.log("heater_safe")
+        except Exception as e:
+            message = f"HEATER NOT CONFIRMED SAFE: {e}"
+            self.writer.log("heater_unsafe", error=str(e))
+
+        def close_shutter() -> None:
+            self.rig.daq.set_digital(SHUTTER_LINE, False)
+
+        for step in (close_shutter, self.rig.daq.stop, self.rig.camera.stop, daq.pull):
+            try:
+                step()
+            except Exception as e:
+                self.writer.log("shutdown_error", error=f"{type(e).__name__}: {e}")
+        if self.rig.world is not None:  # a simulated rig: save what it made happen
+            self.rig.world.write_truth(self.writer.directory / TRUTH_DIR, self.time_offset_s)
+        return message
+
+    # -- signals -----------------------------------------------------------------------
+
+    def _set_state(self, state: str) -> None:
+        self.state = state
+        self._emit(self.events.state_changed, state)
 
     def _emit(self, signal: SignalInstance, *args: Any) -> None:
         try:
@@ -293,21 +399,3 @@ class Sequencer:
             self._listener_errors += 1
             if self._listener_errors == 1:
                 self.writer.log("listener_error", error=f"{type(e).__name__}: {e}")
-
-    def _shut_down(self, daq: DaqHistory) -> str:
-        """Heater safe first, then stop triggering and the camera; save what remains.
-        Returns a message if the heater could not be confirmed safe."""
-        message = ""
-        try:
-            self.rig.heater.make_safe()
-            self.writer.log("heater_safe")
-        except Exception as e:
-            message = f"HEATER NOT CONFIRMED SAFE: {e}"
-            self.writer.log("heater_unsafe", error=str(e))
-        for stop in (self.rig.daq.stop, self.rig.camera.stop, daq.pull):
-            try:
-                stop()
-            except Exception as e:
-                self.writer.log("shutdown_error", error=f"{type(e).__name__}: {e}")
-        self.rig.save_truth(self.writer.directory / TRUTH_DIR)
-        return message

@@ -37,8 +37,14 @@ class SimDaq:
     def stop_triggers(self) -> None:
         self.world.stop_triggers()
 
-    def start_triggers(self) -> int:
-        return self.world.start_triggers()
+    def start_triggers(self, frame_rate_hz: float) -> int:
+        try:
+            return self.world.start_triggers(frame_rate_hz)
+        except ValueError as e:
+            raise DeviceError(self.name, str(e), "choose a frame rate that divides it") from e
+
+    def set_digital(self, line: str, on: bool) -> None:
+        self.world.set_digital(line, on)
 
     def triggers_sent(self) -> int:
         return self.world.frames_triggered()

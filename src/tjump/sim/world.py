@@ -49,6 +49,7 @@ class SimWorld:
         self.exposure_s = sensor.reference_exposure_ms / 1e3
         self.generator_volts = 0.0
         self.generator_on = False
+        self.digital_lines: dict[str, bool] = {}
         self._lock = threading.RLock()
         self._tick = 0
         self._substrate_from = (0.0, 0.0, 0.0)  # (time, rise then, steady rise)
@@ -79,23 +80,16 @@ class SimWorld:
                 self.generator_on = on
 
     def start_daq(self, frame_rate_hz: float) -> None:
-        """Start sampling and the camera pulse train on the next tick."""
-        ticks = round(1.0 / (frame_rate_hz * self.dt))
-        if ticks < 1 or abs(ticks * self.dt * frame_rate_hz - 1.0) > 1e-6:
-            raise ValueError(
-                f"frame rate {frame_rate_hz} Hz is not a whole division of the DAQ's "
-                f"{1 / self.dt:g} Hz sample clock"
-            )
+        """Start sampling and the camera pulse train on the current tick."""
         with self._lock:
             while not self.scenes.empty():
                 self.scenes.get_nowait()
-            self._frame_period_ticks = ticks
             self._frames_triggered = 0
             self._daq_blocks.clear()
             self._daq_start_tick = self._tick
             self._daq_read_index = 0
             self._daq_running = True
-        self.start_triggers()
+            self.start_triggers(frame_rate_hz)
 
     def stop_daq(self) -> None:
         """Stop sampling and triggering; the camera learns that no trigger will follow."""
@@ -109,13 +103,25 @@ class SimWorld:
         with self._lock:
             self._triggering = False
 
-    def start_triggers(self) -> int:
-        """Restart the pulse train at the current tick; returns that tick's sample index."""
+    def start_triggers(self, frame_rate_hz: float) -> int:
+        """Start a pulse train at the current tick; returns that tick's sample index."""
+        ticks = round(1.0 / (frame_rate_hz * self.dt))
+        if ticks < 1 or abs(ticks * self.dt * frame_rate_hz - 1.0) > 1e-6:
+            raise ValueError(
+                f"frame rate {frame_rate_hz} Hz is not a whole division of the DAQ's "
+                f"{1 / self.dt:g} Hz sample clock"
+            )
         with self._lock:
+            self._frame_period_ticks = ticks
             self._trigger_start_tick = self._tick
             self._train_first_frame = self._frames_triggered
             self._triggering = True
             return self._tick - self._daq_start_tick
+
+    def set_digital(self, line: str, on: bool) -> None:
+        """A DAQ digital line; the simulated sample does not respond to light."""
+        with self._lock:
+            self.digital_lines[line] = on
 
     def read_daq(self) -> tuple[int, NDArray[np.float64]]:
         """(index of the first sample, samples x [drive_V, current_A]) since the last read."""
@@ -210,8 +216,10 @@ class SimWorld:
 
     # -- truth -----------------------------------------------------------------------
 
-    def write_truth(self, directory: Path) -> None:
-        """Save what the simulator knows and an experiment must infer."""
+    def write_truth(self, directory: Path, time_offset_s: float = 0.0) -> None:
+        """Save what the simulator knows and an experiment must infer. Times are on the
+        run's timeline (`time_offset_s` for a resumed run, whose world starts again at 0);
+        a resumed run appends its transitions."""
         directory.mkdir(parents=True, exist_ok=True)
         p = self.particles
         ablation = self.kinetics.ablation()
@@ -252,14 +260,17 @@ class SimWorld:
                         f"{ablation[i]:.4f}",
                     ]
                 )
-        with (directory / "transitions.csv").open("w", newline="") as f:
+        path = directory / "transitions.csv"
+        new = not path.exists()
+        with path.open("a", newline="") as f:
             out = csv.writer(f)
-            out.writerow(["particle_id", "time_s", "direction", "temperature_K"])
+            if new:
+                out.writerow(["particle_id", "time_s", "direction", "temperature_K"])
             for tr in sorted(self.transitions, key=lambda tr: tr.time_s):
                 out.writerow(
                     [
                         tr.particle,
-                        f"{tr.time_s:.6f}",
+                        f"{tr.time_s + time_offset_s:.6f}",
                         "LS->HS" if tr.to_high_spin else "HS->LS",
                         f"{tr.temperature_K:.2f}",
                     ]

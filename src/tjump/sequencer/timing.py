@@ -1,0 +1,79 @@
+"""The DAQ's timebase as the sequencer sees it: pulse trains and recent samples."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from tjump.devices.interfaces import Daq
+from tjump.errors import DeviceError
+from tjump.protocol.schedule import Segment
+from tjump.storage.writer import RunWriter
+
+SAMPLE_TIMEOUT_S = 5.0
+
+
+@dataclass(frozen=True)
+class PulseTrain:
+    """A continuous stretch of camera triggers at one rate and exposure: frame
+    `first_frame` is triggered at sample `start_index` of the DAQ. A pause, a wait or a new
+    rate or exposure ends one train; the next starts where the DAQ says it does."""
+
+    start_index: int
+    first_frame: int
+    frame_rate_hz: float
+    exposure_ms: float
+    sample_rate_hz: float
+
+    def fits(self, segment: Segment) -> bool:
+        return (segment.frame_rate_hz, segment.exposure_ms) == (
+            self.frame_rate_hz,
+            self.exposure_ms,
+        )
+
+    def sample_of(self, frame: int) -> int:
+        """DAQ sample index at which `frame`'s exposure starts."""
+        per_frame = self.sample_rate_hz / self.frame_rate_hz
+        return self.start_index + round((frame - self.first_frame) * per_frame)
+
+    def time_of(self, frame: int) -> float:
+        """DAQ time (seconds since the DAQ started) at which `frame`'s exposure starts."""
+        return self.sample_of(frame) / self.sample_rate_hz
+
+
+class DaqHistory:
+    """Recent DAQ samples, read as they come and written to the run as they are read."""
+
+    def __init__(self, daq: Daq, writer: RunWriter) -> None:
+        self._daq = daq
+        self._writer = writer
+        self._first = 0
+        self._data: NDArray[np.float64] = np.empty((0, len(daq.channels)))
+
+    def mean(self, first: int, count: int) -> NDArray[np.float64]:
+        """Mean of samples [first, first + count) per channel; older samples are dropped."""
+        deadline = time.monotonic() + SAMPLE_TIMEOUT_S
+        self.pull()
+        while self._first + len(self._data) < first + count:
+            if time.monotonic() > deadline:
+                raise DeviceError(
+                    self._daq.name,
+                    f"samples up to {first + count} never came",
+                    "check that the DAQ task is running",
+                )
+            time.sleep(0.001)
+            self.pull()
+        start = first - self._first
+        window = self._data[start : start + count]
+        self._data = self._data[start:]
+        self._first = first
+        return np.asarray(window.mean(axis=0))
+
+    def pull(self) -> None:
+        block = self._daq.read()
+        if len(block.data):
+            self._writer.write_daq(block)
+            self._data = np.concatenate([self._data, block.data])
