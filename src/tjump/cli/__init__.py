@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from tjump.cli import run
+from tjump.cli import export, run
 from tjump.cli.console import console
 from tjump.errors import TjumpError
 
@@ -17,7 +17,9 @@ app = typer.Typer(
     help="Temperature-jump dark-field microscopy: run protocols, analyse the movies.",
 )
 app.command()(run.run)
+app.command()(run.resume)
 app.command()(run.schema)
+app.command()(export.export)
 
 
 def main() -> None:

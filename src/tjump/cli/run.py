@@ -1,10 +1,16 @@
-"""`tjump run` and `tjump schema`: protocols on rigs."""
+"""`tjump run`, `tjump resume` and `tjump schema`: protocols on rigs."""
 
 from __future__ import annotations
 
 import json
+import queue
 import shutil
 import signal
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from itertools import groupby
 from pathlib import Path
 from types import FrameType
 from typing import Annotated
@@ -16,24 +22,36 @@ from tjump.cli.console import console
 from tjump.errors import TjumpError
 from tjump.protocol import Protocol
 from tjump.sequencer import Progress as RunProgress
-from tjump.sequencer import RunPlan, RunResult, Sequencer, plan_run, run_plan
+from tjump.sequencer import RunPlan, RunResult, Sequencer, plan_run, resume_run, run_plan
 from tjump.sequencer.runner import DEFAULT_RIG, default_output
+from tjump.storage.layout import RUN_PROTOCOL, RUN_RIG
 
 RigOption = Annotated[Path, typer.Option("--rig", "-r", help="Rig file.")]
 
 
-def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt
-
-
 def _describe(plan: RunPlan) -> str:
+    """The plan in a few lines: totals, then one line per top-level step."""
     s = plan.schedule
     gigabytes = s.total_frames * plan.bytes_per_frame() / 1e9
-    return (
-        f"protocol '{plan.protocol.name}' on rig '{plan.rig.name}': {len(s.segments)} segments, "
-        f"{s.duration_s:.0f} s of experiment, {s.total_frames} frames at "
-        f"{s.frame_rate_hz:g} frames/s, {gigabytes:.2f} GB of frames"
-    )
+    lines = [
+        f"protocol '{plan.protocol.name}' on rig '{plan.rig.name}': {s.duration_s:.0f} s of "
+        f"experiment ({s.duration_s / 3600:.2f} h), {s.total_frames} frames, "
+        f"{gigabytes:.2f} GB of frames"
+    ]
+    for step, segments in groupby(s.segments, key=lambda seg: seg.step):
+        segs = list(segments)
+        kinds = sorted({seg.kind for seg in segs})
+        hot = sorted({seg.setpoint_K for seg in segs if seg.kind in ("heat", "ablation", "hold")})
+        temps = f" at {', '.join(f'{t:g}' for t in hot)} K" if hot else ""
+        cycles = max(seg.cycle for seg in segs)
+        per = f", {cycles} cycles each" if cycles else ""
+        seconds = sum(seg.duration_s for seg in segs)
+        frames = sum(seg.frames for seg in segs)
+        lines.append(
+            f"  step {step}: {'/'.join(kinds)}{temps}{per}: {seconds:g} s, {frames} frames "
+            f"at {segs[0].frame_rate_hz:g} frames/s"
+        )
+    return "\n".join(lines)
 
 
 def _check_disk(plan: RunPlan, output: Path) -> None:
@@ -57,22 +75,103 @@ def run(
         bool, typer.Option("--check", help="Check the protocol and print the plan; run nothing.")
     ] = False,
 ) -> None:
-    """Run a protocol on a rig and save everything to a run directory."""
+    """Run a protocol on a rig and save everything to a run directory.
+
+    Ctrl-C once pauses at the next step boundary (heater safe; Enter resumes) when run
+    from a terminal, and aborts otherwise; a second Ctrl-C, or SIGTERM, aborts."""
     plan = plan_run(protocol, rig)
     output = output or default_output(plan)
-    _check_disk(plan, output)
     if check:
         typer.echo(_describe(plan))
+        _check_disk(plan, output)
         return
-    console.print(_describe(plan))
-    signal.signal(signal.SIGTERM, _raise_interrupt)
-    result = _run_with_progress(plan, output, seed)
+    _check_disk(plan, output)
+    console.print(_describe(plan).splitlines()[0], highlight=False)
+    result = _supervise(lambda connect: run_plan(plan, output, seed, connect), plan)
     typer.echo(_summary(result))
     if result.status != "complete":
         raise typer.Exit(1)
 
 
-def _run_with_progress(plan: RunPlan, output: Path, seed: int | None) -> RunResult:
+def resume(
+    run_dir: Annotated[Path, typer.Argument(help="Run directory of an interrupted run.")],
+) -> None:
+    """Continue an interrupted run in its own directory, at the next whole cycle."""
+    plan = plan_run(run_dir / RUN_PROTOCOL, run_dir / RUN_RIG)
+    result = _supervise(lambda connect: resume_run(run_dir, connect), plan)
+    typer.echo(_summary(result))
+    if result.status != "complete":
+        raise typer.Exit(1)
+
+
+def _supervise(
+    start: Callable[[Callable[[Sequencer], None]], RunResult], plan: RunPlan
+) -> RunResult:
+    """Run in a worker thread with a progress bar; the main thread handles Ctrl-C and
+    SIGTERM and, in a terminal, resuming from a pause with Enter."""
+    holder: dict[str, Sequencer] = {}
+    outcome: dict[str, RunResult | BaseException] = {}
+    interactive = sys.stdin.isatty()
+    lines: queue.Queue[str] = queue.Queue()
+    interrupts = 0
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        nonlocal interrupts
+        interrupts += 1
+        seq = holder.get("sequencer")
+        if seq is None:
+            raise KeyboardInterrupt  # nothing started yet
+        if signum == signal.SIGINT and interrupts == 1 and interactive:
+            while not lines.empty():
+                lines.get_nowait()
+            seq.pause()
+            console.print(
+                "pausing at the next step boundary (heater safe); Enter resumes, Ctrl-C aborts"
+            )
+        else:
+            seq.abort()
+            console.print("aborting: the heater is being made safe")
+
+    def read_lines() -> None:
+        for line in sys.stdin:
+            lines.put(line)
+
+    with _progress_bar(plan) as show:
+
+        def connect(seq: Sequencer) -> None:
+            holder["sequencer"] = seq
+            seq.events.progress.connect(show)
+
+        def work() -> None:
+            try:
+                outcome["result"] = start(connect)
+            except BaseException as e:  # handed to the main thread, which reports it
+                outcome["error"] = e
+
+        worker = threading.Thread(target=work, name="tjump-run")
+        previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            if interactive:
+                threading.Thread(target=read_lines, name="tjump-stdin", daemon=True).start()
+            worker.start()
+            while worker.is_alive():
+                worker.join(0.2)
+                seq = holder.get("sequencer")
+                if seq is not None and seq.state == "paused" and not lines.empty():
+                    lines.get_nowait()
+                    interrupts = 0
+                    seq.resume()
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+    result = outcome.get("result", outcome.get("error"))
+    if not isinstance(result, RunResult):
+        raise result if isinstance(result, BaseException) else RuntimeError("the run ended")
+    return result
+
+
+@contextmanager
+def _progress_bar(plan: RunPlan) -> Iterator[Callable[[RunProgress], None]]:
     columns = (
         TextColumn("{task.description}"),
         BarColumn(),
@@ -86,15 +185,13 @@ def _run_with_progress(plan: RunPlan, output: Path, seed: int | None) -> RunResu
             cycle = f" cycle {p.cycle}" if p.cycle else ""
             bar.update(
                 task,
+                total=p.frames_total,
                 completed=p.frames_done,
                 left=f"{p.remaining_s:.0f} s left",
                 description=f"{p.segment_kind} {p.setpoint_K:.1f} K{cycle}",
             )
 
-        def connect(sequencer: Sequencer) -> None:
-            sequencer.events.progress.connect(show)
-
-        return run_plan(plan, output, seed, connect)
+        yield show
 
 
 def _summary(result: RunResult) -> str:

@@ -1,7 +1,7 @@
 """Running protocols on rigs."""
 
 from tjump.sequencer.events import Progress, RunEvents
-from tjump.sequencer.runner import RunPlan, plan_run, run_plan, run_protocol
+from tjump.sequencer.runner import RunPlan, plan_run, resume_run, run_plan, run_protocol
 from tjump.sequencer.sequencer import RunResult, Sequencer
 
 __all__ = [
@@ -11,6 +11,7 @@ __all__ = [
     "RunResult",
     "Sequencer",
     "plan_run",
+    "resume_run",
     "run_plan",
     "run_protocol",
 ]

@@ -1,7 +1,9 @@
-"""The scripting API: check a protocol against a rig, then run it into a run directory.
+"""The scripting API: check a protocol against a rig, run it into a run directory, and
+resume a run that was cut short.
 
-from tjump.sequencer import plan_run, run_protocol
-result = run_protocol("configs/protocols/demo.yaml", "configs/rigs/sim.yaml", "runs/demo")
+    from tjump.sequencer import plan_run, run_plan, resume_run
+    plan = plan_run("configs/protocols/demo.yaml", "configs/rigs/sim.yaml")
+    result = run_plan(plan, Path("runs/demo"))
 """
 
 from __future__ import annotations
@@ -9,16 +11,23 @@ from __future__ import annotations
 import datetime as dt
 import platform
 import shutil
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from tjump import __version__
+from tjump.errors import InputError
+from tjump.files import load_yaml
 from tjump.protocol import Protocol, Schedule, check_against_rig, load_protocol
 from tjump.rig import Rig, RigConfig, build_rig, load_calibration, load_rig
 from tjump.sequencer.sequencer import RunResult, Sequencer
+from tjump.storage import RunDirectory
+from tjump.storage.layout import FRAMES_CSV, RUN_CALIBRATION, RUN_PROTOCOL, RUN_RIG
 from tjump.storage.writer import RunWriter
 
 DEFAULT_RIG = Path("configs/rigs/sim.yaml")
@@ -104,8 +113,7 @@ def run_plan(
             rig.daq.channels,
             rig.daq.sample_rate_hz,
         )
-        shutil.copyfile(plan.protocol_path, output / "protocol.yaml")
-        shutil.copyfile(plan.rig_path, output / "rig.yaml")
+        _save_inputs(plan, output)
         sequencer = Sequencer(rig, plan.schedule, writer)
         if connect is not None:
             connect(sequencer)
@@ -113,6 +121,74 @@ def run_plan(
     finally:
         if own_rig:
             rig.close()
+
+
+def _save_inputs(plan: RunPlan, output: Path) -> None:
+    """Keep the protocol, the rig file and its calibration with the run, so the run
+    directory alone can be resumed and understood."""
+    shutil.copyfile(plan.protocol_path, output / RUN_PROTOCOL)
+    shutil.copyfile(plan.rig.calibration, output / RUN_CALIBRATION)
+    rig = load_yaml(plan.rig_path, "rig") | {"calibration": RUN_CALIBRATION}
+    (output / RUN_RIG).write_text(yaml.safe_dump(rig, sort_keys=False), encoding="utf-8")
+
+
+def resume_point(run: RunDirectory, schedule: Schedule) -> int:
+    """Index of the segment to resume at: the first not finished that is not the cooling
+    half of a cycle (the next whole cycle), or -1 if nothing is left."""
+    finished = {e["segment"] for e in run.log() if e["event"] == "segment_finished"}
+    for seg in schedule.segments:
+        if seg.index not in finished and seg.kind != "cool":
+            return seg.index
+    return -1
+
+
+def resume_run(
+    directory: Path | str, connect: Callable[[Sequencer], None] | None = None
+) -> RunResult:
+    """Continue an interrupted run in its own directory at the next whole cycle; the
+    frames already taken stay, and the gap is recorded in the log and the manifest."""
+    run = RunDirectory(Path(directory))
+    manifest = run.manifest()
+    if manifest.get("status") == "complete":
+        raise InputError(f"run {run.path} is already complete; nothing to resume")
+    plan = plan_run(run.path / RUN_PROTOCOL, run.path / RUN_RIG)
+    start = resume_point(run, plan.schedule)
+    if start < 0:
+        raise InputError(f"run {run.path} has finished every step; nothing to resume")
+    rows = run.frames_table()
+    frames_done = len(rows)
+    last_time = float(rows[-1]["time_s"]) if rows else 0.0
+    gap_s = max(0.0, time.time() - (run.path / FRAMES_CSV).stat().st_mtime)
+    offset = last_time + 1.0 / plan.schedule.frame_rate_hz + gap_s
+    schedule = plan.schedule.from_segment(start)
+    sessions = [
+        *manifest.get("sessions", []),
+        {
+            "resumed": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
+            "at_segment": start,
+            "time_offset_s": round(offset, 6),
+            "gap_s": round(gap_s, 3),
+            "frames_before": frames_done,
+        },
+    ]
+    rig = build_rig(plan.rig, manifest.get("seed"))
+    try:
+        writer = RunWriter(
+            run.path,
+            {**manifest, "frames": frames_done, "sessions": sessions},
+            rig.daq.channels,
+            rig.daq.sample_rate_hz,
+            resume=True,
+        )
+        writer.log(
+            "run_resumed", at_segment=start, time_s=offset, gap_s=gap_s, frames_before=frames_done
+        )
+        sequencer = Sequencer(rig, schedule, writer, time_offset_s=offset, online_traces=False)
+        if connect is not None:
+            connect(sequencer)
+        return sequencer.run()
+    finally:
+        rig.close()
 
 
 def run_protocol(

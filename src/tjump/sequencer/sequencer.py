@@ -45,7 +45,8 @@ class Sequencer:
     """One run of a schedule on a rig, writing to a `RunWriter`.
 
     `time_offset_s` and the schedule's first frame number place a resumed run on the
-    timeline of the run it continues."""
+    timeline of the run it continues (which then takes no online traces: its particles
+    were found in the first session's baseline)."""
 
     def __init__(
         self,
@@ -56,6 +57,7 @@ class Sequencer:
         baseline_frames: int = 20,
         time_offset_s: float = 0.0,
         watchdog_s: float = 30.0,
+        online_traces: bool = True,
     ) -> None:
         self.rig = rig
         self.schedule = schedule
@@ -64,7 +66,7 @@ class Sequencer:
         self.time_offset_s = time_offset_s
         self.watchdog_s = watchdog_s
         self.events = RunEvents()
-        self.traces = OnlineTraces(baseline_frames)
+        self.traces = OnlineTraces(baseline_frames) if online_traces else None
         self.state = "ready"
         self._abort = threading.Event()
         self._pause = threading.Event()
@@ -156,6 +158,7 @@ class Sequencer:
         rig.camera.set_exposure_ms(exposure)
         rig.camera.start(self.schedule.total_frames)
         self._t0 = rig.clock.now()
+        self.writer.sample_offset = round(self.time_offset_s * rig.daq.sample_rate_hz)
         rig.daq.start(fps)
         first_frame = first.first_frame if first else 0
         self._train = PulseTrain(0, first_frame, fps, exposure, rig.daq.sample_rate_hz)
@@ -244,8 +247,8 @@ class Sequencer:
                 released = min(f + 1 + self.lookahead_frames, segment.end_frame)
                 rig.clock.run_to(self._t0 + train.time_of(released))
             frame = rig.camera.next_frame(FRAME_TIMEOUT_S)
-            daq_index = train.sample_of(f)
-            drive_v, current = daq.mean(daq_index, exposure_samples)
+            session_index = train.sample_of(f)
+            drive_v, current = daq.mean(session_index, exposure_samples)
             if current > limits.max_current_A:
                 raise LimitError(
                     "heater",
@@ -263,7 +266,7 @@ class Sequencer:
                 cycle=segment.cycle,
                 drive_V=round(float(drive_v), 6),
                 current_A=round(float(current), 7),
-                daq_index=daq_index,
+                daq_index=self.writer.sample_offset + session_index,
                 camera_frame=frame.number,
             )
             self.writer.write_frame(frame.image, record)
@@ -298,6 +301,8 @@ class Sequencer:
 
     def _measure(self, frame: int, image: NDArray[np.uint16]) -> None:
         """Online traces: detect in the first frames, then one row per frame."""
+        if self.traces is None:
+            return
         first_detection = self.traces.detections is None
         rows = self.traces.add(image)
         if rows is None:

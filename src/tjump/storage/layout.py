@@ -20,6 +20,9 @@ DAQ_CSV = "daq.csv"
 LOG = "log.jsonl"
 TRUTH_DIR = "sim-truth"
 LIVE_PARTICLES = "live-particles.csv"
+RUN_PROTOCOL = "protocol.yaml"
+RUN_RIG = "rig.yaml"
+RUN_CALIBRATION = "heater-calibration.csv"
 LIVE_TRACES = "live-traces.csv"
 
 

@@ -50,6 +50,20 @@ class RunDirectory:
         """All frames as one (T, Y, X) array; for small runs and tests."""
         return np.stack(list(self.iter_frames()))
 
+    def read_frames_range(self, start: int, stop: int) -> NDArray[np.uint16]:
+        """Frames `start` to `stop` (on-disk order) as one (T, Y, X) array."""
+        frames = []
+        first = 0
+        for path in self.chunk_files():
+            with tifffile.TiffFile(path) as tif:
+                n = len(tif.pages)
+                for i in range(max(start - first, 0), min(stop - first, n)):
+                    frames.append(tif.pages[i].asarray())
+                first += n
+            if first >= stop:
+                break
+        return np.stack(frames)
+
     def frames_table(self) -> list[dict[str, str]]:
         with (self.path / FRAMES_CSV).open(newline="", encoding="utf-8") as f:
             return list(csv.DictReader(f))

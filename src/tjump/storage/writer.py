@@ -31,6 +31,18 @@ from tjump.storage.layout import (
 _TRACE_BLOCK_ROWS = 100
 
 
+def _pages_on_disk(frames_dir: Path) -> int:
+    """TIFF pages readable in a run's chunk files (a page cut short by a crash is not)."""
+    total = 0
+    for path in sorted(frames_dir.glob("*.tif")):
+        try:
+            with tifffile.TiffFile(path) as tif:
+                total += len(tif.pages)
+        except (OSError, ValueError, tifffile.TiffFileError):
+            continue
+    return total
+
+
 def _write_atomic(path: Path, text: str) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_text(text, encoding="utf-8")
@@ -48,32 +60,43 @@ class RunWriter:
         daq_channels: tuple[str, ...],
         daq_rate_hz: float,
         chunk_frames: int = 1000,
+        resume: bool = False,
     ) -> None:
-        if directory.exists() and any(directory.iterdir()):
+        """Create a run directory, or with `resume` reopen an interrupted one to append."""
+        if not resume and directory.exists() and any(directory.iterdir()):
             raise InputError(f"output folder {directory} already holds files; choose another")
         self.directory = directory
         self.chunk_frames = chunk_frames
         self.daq_rate_hz = daq_rate_hz
+        self.sample_offset = 0  # DAQ samples of earlier sessions (a resumed run)
         (directory / FRAMES_DIR).mkdir(parents=True, exist_ok=True)
-        self.manifest: dict[str, Any] = {
-            **manifest,
-            "status": "running",
-            "frames": 0,
-            "chunk_frames": chunk_frames,
-        }
-        self._write_manifest()
-        self._frames_csv = (directory / FRAMES_CSV).open("w", newline="", encoding="utf-8")
+        mode = "a" if resume else "w"
+        self._frames_csv = (directory / FRAMES_CSV).open(mode, newline="", encoding="utf-8")
         self._frames_out = csv.writer(self._frames_csv)
-        self._frames_out.writerow(FRAME_COLUMNS)
-        self._daq_csv = (directory / DAQ_CSV).open("w", newline="", encoding="utf-8")
-        csv.writer(self._daq_csv).writerow(["sample", "time_s", *daq_channels])
+        self._daq_csv = (directory / DAQ_CSV).open(mode, newline="", encoding="utf-8")
         self._log: TextIOWrapper = (directory / LOG).open("a", encoding="utf-8")
         self._traces: TextIOWrapper | None = None
         self._pending_traces: list[NDArray[np.float64]] = []
         self._pending_rows = 0
         self._chunk_file: BufferedWriter | None = None
         self._tiff: tifffile.TiffWriter | None = None
-        self.frames_written = 0
+        if resume:
+            self.manifest = {**manifest, "status": "running"}
+            self.frames_written = int(manifest.get("frames", 0))
+            self._pages_on_disk = _pages_on_disk(directory / FRAMES_DIR)
+        else:
+            self.manifest = {
+                **manifest,
+                "status": "running",
+                "frames": 0,
+                "chunk_frames": chunk_frames,
+            }
+            self.frames_written = 0
+            self._pages_on_disk = 0
+            self._frames_out.writerow(FRAME_COLUMNS)
+            csv.writer(self._daq_csv).writerow(["sample", "time_s", *daq_channels])
+        self._chunk_left = 0
+        self._write_manifest()
 
     def _write_manifest(self) -> None:
         _write_atomic(self.directory / MANIFEST, json.dumps(self.manifest, indent=2) + "\n")
@@ -84,7 +107,7 @@ class RunWriter:
 
     def write_frame(self, image: NDArray[np.uint16], record: FrameRecord) -> None:
         """Append one frame and its row; both are on disk when this returns."""
-        if self.frames_written % self.chunk_frames == 0:
+        if self._chunk_left == 0:
             self._next_chunk()
         assert self._tiff is not None and self._chunk_file is not None
         self._tiff.write(image, contiguous=False, metadata=None)
@@ -92,12 +115,19 @@ class RunWriter:
         self._frames_out.writerow(record.row())
         self._frames_csv.flush()
         self.frames_written += 1
+        self._pages_on_disk += 1
+        self._chunk_left -= 1
 
     def _next_chunk(self) -> None:
+        """A new TIFF file, named by the number of pages before it (so a resumed run
+        never writes into a file a crash may have cut short)."""
         self._close_chunk()
-        path = self.directory / FRAMES_DIR / chunk_name(self.frames_written)
+        first = self._pages_on_disk
+        while (path := self.directory / FRAMES_DIR / chunk_name(first)).exists():
+            first += 1  # never overwrite: a chunk cut short by a crash may count 0 pages
         self._chunk_file = path.open("wb")
         self._tiff = tifffile.TiffWriter(self._chunk_file)
+        self._chunk_left = self.chunk_frames
 
     def _close_chunk(self) -> None:
         if self._tiff is not None:
@@ -111,7 +141,7 @@ class RunWriter:
         """Append DAQ samples."""
         if not len(block.data):
             return
-        index = np.arange(block.first_index, block.end_index)
+        index = np.arange(block.first_index, block.end_index) + self.sample_offset
         table = np.column_stack([index, index / self.daq_rate_hz, block.data])
         np.savetxt(
             self._daq_csv, table, fmt=["%d", "%.6f"] + ["%.6g"] * block.data.shape[1], delimiter=","
