@@ -37,5 +37,9 @@ class LimitError(DeviceError):
     """A device was asked for a value beyond a rig limit; nothing was sent."""
 
 
+class StorageError(TjumpError):
+    """The run directory could not be written (disk full, removed, no permission)."""
+
+
 class RunAborted(TjumpError):
     """The run was stopped on request (abort, Ctrl-C, SIGTERM)."""

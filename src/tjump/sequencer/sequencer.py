@@ -3,6 +3,7 @@ traces, and the heater left safe on every way out."""
 
 from __future__ import annotations
 
+import contextlib
 import math
 import threading
 import time
@@ -58,6 +59,7 @@ class Sequencer:
         time_offset_s: float = 0.0,
         watchdog_s: float = 30.0,
         online_traces: bool = True,
+        frame_timeout_s: float = FRAME_TIMEOUT_S,
     ) -> None:
         self.rig = rig
         self.schedule = schedule
@@ -65,6 +67,7 @@ class Sequencer:
         self.lookahead_frames = lookahead_frames
         self.time_offset_s = time_offset_s
         self.watchdog_s = watchdog_s
+        self.frame_timeout_s = frame_timeout_s
         self.events = RunEvents()
         self.traces = OnlineTraces(baseline_frames) if online_traces else None
         self.state = "ready"
@@ -134,9 +137,7 @@ class Sequencer:
             unsafe = self._shut_down(daq)
             if unsafe:
                 status, message = "failed", f"{message}; {unsafe}".strip("; ")
-            writer.log("run_finished", status=status, message=message)
-            writer.close(status, message=message, listener_errors=self._listener_errors)
-            self._set_state("finished")
+            self._finish(status, message)
         result = RunResult(
             status,
             writer.frames_written,
@@ -246,7 +247,7 @@ class Sequencer:
             if f >= released - self.lookahead_frames // 2:
                 released = min(f + 1 + self.lookahead_frames, segment.end_frame)
                 rig.clock.run_to(self._t0 + train.time_of(released))
-            frame = rig.camera.next_frame(FRAME_TIMEOUT_S)
+            frame = rig.camera.next_frame(self.frame_timeout_s)
             session_index = train.sample_of(f)
             drive_v, current = daq.mean(session_index, exposure_samples)
             if current > limits.max_current_A:
@@ -374,22 +375,41 @@ class Sequencer:
         message = ""
         try:
             self._make_safe()
-            self.writer.log("heater_safe")
+            self._log_quietly("heater_safe")
         except Exception as e:
             message = f"HEATER NOT CONFIRMED SAFE: {e}"
-            self.writer.log("heater_unsafe", error=str(e))
+            self._log_quietly("heater_unsafe", error=str(e))
 
         def close_shutter() -> None:
             self.rig.daq.set_digital(SHUTTER_LINE, False)
 
-        for step in (close_shutter, self.rig.daq.stop, self.rig.camera.stop, daq.pull):
+        def save_truth() -> None:
+            if self.rig.world is not None:  # a simulated rig: what it made happen
+                self.rig.world.write_truth(self.writer.directory / TRUTH_DIR, self.time_offset_s)
+
+        for step in (close_shutter, self.rig.daq.stop, self.rig.camera.stop, daq.pull, save_truth):
             try:
                 step()
             except Exception as e:
-                self.writer.log("shutdown_error", error=f"{type(e).__name__}: {e}")
-        if self.rig.world is not None:  # a simulated rig: save what it made happen
-            self.rig.world.write_truth(self.writer.directory / TRUTH_DIR, self.time_offset_s)
+                self._log_quietly("shutdown_error", error=f"{type(e).__name__}: {e}")
         return message
+
+    def _log_quietly(self, event: str, **fields: Any) -> None:
+        """Log, unless the disk itself is what failed."""
+        with contextlib.suppress(OSError):
+            self.writer.log(event, **fields)
+
+    def _finish(self, status: str, message: str) -> None:
+        """Record how the run ended; a disk that fails here must not hide the run's own
+        error (the frames already written are safe)."""
+        self._log_quietly("run_finished", status=status, message=message)
+        try:
+            self.writer.close(status, message=message, listener_errors=self._listener_errors)
+        except TjumpError:
+            if status != "failed":
+                raise
+        finally:
+            self._set_state("finished")
 
     # -- signals -----------------------------------------------------------------------
 
@@ -403,4 +423,5 @@ class Sequencer:
         except Exception as e:  # a listener's fault must not stop the acquisition
             self._listener_errors += 1
             if self._listener_errors == 1:
-                self.writer.log("listener_error", error=f"{type(e).__name__}: {e}")
+                cause = e.__cause__ or e  # psygnal wraps the listener's own exception
+                self._log_quietly("listener_error", error=f"{type(cause).__name__}: {cause}")

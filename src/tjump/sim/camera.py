@@ -49,6 +49,9 @@ class SimCamera(CameraDevice):
                 continue
             if scene is None:  # the DAQ stopped triggering
                 return
+            stall = self.world.camera_stalls_after
+            if stall is not None and taken >= stall:
+                continue  # triggers arrive, no frame leaves the camera
             self.world.renderer.render(scene, get_buffer(shape, np.uint16))
             taken += 1
             yield {"TriggerIndex": str(scene.index)}

@@ -50,6 +50,7 @@ class SimWorld:
         self.generator_volts = 0.0
         self.generator_on = False
         self.digital_lines: dict[str, bool] = {}
+        self.camera_stalls_after: int | None = None  # fault injection: cable out after N frames
         self._lock = threading.RLock()
         self._tick = 0
         self._substrate_from = (0.0, 0.0, 0.0)  # (time, rise then, steady rise)

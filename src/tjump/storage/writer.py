@@ -14,7 +14,7 @@ import tifffile
 from numpy.typing import NDArray
 
 from tjump.devices.interfaces import DaqBlock
-from tjump.errors import InputError
+from tjump.errors import InputError, StorageError
 from tjump.storage.layout import (
     DAQ_CSV,
     FRAME_COLUMNS,
@@ -24,11 +24,18 @@ from tjump.storage.layout import (
     LIVE_TRACES,
     LOG,
     MANIFEST,
+    TEXT_LOG,
     FrameRecord,
     chunk_name,
 )
 
 _TRACE_BLOCK_ROWS = 100
+
+
+def _readable(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value)
 
 
 def _pages_on_disk(frames_dir: Path) -> int:
@@ -75,6 +82,7 @@ class RunWriter:
         self._frames_out = csv.writer(self._frames_csv)
         self._daq_csv = (directory / DAQ_CSV).open(mode, newline="", encoding="utf-8")
         self._log: TextIOWrapper = (directory / LOG).open("a", encoding="utf-8")
+        self._text_log: TextIOWrapper = (directory / TEXT_LOG).open("a", encoding="utf-8")
         self._traces: TextIOWrapper | None = None
         self._pending_traces: list[NDArray[np.float64]] = []
         self._pending_rows = 0
@@ -107,13 +115,19 @@ class RunWriter:
 
     def write_frame(self, image: NDArray[np.uint16], record: FrameRecord) -> None:
         """Append one frame and its row; both are on disk when this returns."""
-        if self._chunk_left == 0:
-            self._next_chunk()
-        assert self._tiff is not None and self._chunk_file is not None
-        self._tiff.write(image, contiguous=False, metadata=None)
-        self._chunk_file.flush()
-        self._frames_out.writerow(record.row())
-        self._frames_csv.flush()
+        try:
+            if self._chunk_left == 0:
+                self._next_chunk()
+            assert self._tiff is not None and self._chunk_file is not None
+            self._tiff.write(image, contiguous=False, metadata=None)
+            self._chunk_file.flush()
+            self._frames_out.writerow(record.row())
+            self._frames_csv.flush()
+        except OSError as e:
+            raise StorageError(
+                f"cannot write frame {record.frame} to {self.directory}: {e.strerror or e} "
+                f"(frames before it are safe; free space, then 'tjump resume {self.directory}')"
+            ) from e
         self.frames_written += 1
         self._pages_on_disk += 1
         self._chunk_left -= 1
@@ -191,16 +205,30 @@ class RunWriter:
         self._pending_rows = 0
 
     def log(self, event: str, **fields: Any) -> None:
-        """Append one event to log.jsonl."""
-        entry = {"event": event, "wall_time": time.time(), **fields}
-        self._log.write(json.dumps(entry) + "\n")
+        """Append one event to log.jsonl, and a line for people to run.log."""
+        now = time.time()
+        self._log.write(json.dumps({"event": event, "wall_time": now, **fields}) + "\n")
         self._log.flush()
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(now))
+        details = " ".join(f"{k}={_readable(v)}" for k, v in fields.items())
+        self._text_log.write(f"{stamp}  {event:<18} {details}".rstrip() + "\n")
+        self._text_log.flush()
 
     def close(self, status: str, **fields: Any) -> None:
-        """Finish every file and record the final status."""
-        self._close_chunk()
-        self._flush_traces()
-        for f in (self._frames_csv, self._daq_csv, self._log, self._traces):
-            if f is not None:
-                f.close()
-        self.update_manifest(status=status, frames=self.frames_written, **fields)
+        """Finish every file and record the final status, as far as the disk allows:
+        each step is tried even if one before it failed."""
+        steps = [self._close_chunk, self._flush_traces]
+        files = (self._frames_csv, self._daq_csv, self._log, self._text_log, self._traces)
+        steps += [f.close for f in files if f is not None]
+        failures = []
+        for step in steps:
+            try:
+                step()
+            except OSError as e:
+                failures.append(str(e))
+        if failures:
+            fields["close_errors"] = failures
+        try:
+            self.update_manifest(status=status, frames=self.frames_written, **fields)
+        except OSError as e:
+            raise StorageError(f"cannot record the run's status in {self.directory}: {e}") from e

@@ -1,0 +1,148 @@
+"""Faults injected into the simulated rig: after each, the heater is off (read back from
+the simulator), the frames written before the fault read back, and the manifest says what
+happened."""
+
+from __future__ import annotations
+
+import errno
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import tifffile
+
+from tjump.errors import CameraTimeout, DeviceError, StorageError
+from tjump.rig import Rig, build_rig
+from tjump.sequencer import Sequencer, plan_run
+from tjump.sequencer.runner import RunPlan
+from tjump.storage import RunDirectory, RunWriter
+
+from conftest import rig_yaml, series_protocol
+
+WriteFile = Callable[[str, str], Path]
+
+
+@pytest.fixture
+def plan(write_file: WriteFile) -> RunPlan:
+    rig_file = write_file("rig.yaml", rig_yaml(width=64, height=64, particles=4, references=1))
+    protocol = write_file("p.yaml", series_protocol(cycles=3, heat_s=5, cool_s=3, baseline_s=2))
+    return plan_run(protocol, rig_file)
+
+
+@pytest.fixture
+def rig(plan: RunPlan) -> Iterator[Rig]:
+    with build_rig(plan.rig) as rig:
+        yield rig
+
+
+def make_sequencer(plan: RunPlan, rig: Rig, out: Path, **options: Any) -> Sequencer:
+    writer = RunWriter(out, {"protocol": "test"}, rig.daq.channels, rig.daq.sample_rate_hz)
+    return Sequencer(rig, plan.schedule, writer, **options)
+
+
+def assert_heater_off(rig: Rig) -> None:
+    assert rig.world is not None
+    assert rig.world.generator_volts == 0.0
+    assert not rig.world.generator_on
+    assert rig.heater.is_safe()
+
+
+def assert_frames_intact(out: Path, at_least: int) -> RunDirectory:
+    run = RunDirectory(out)
+    assert run.frame_count() == len(run.frames_table()) >= at_least
+    assert run.read_frames().shape[0] == run.frame_count()
+    return run
+
+
+def test_camera_timeout_mid_cycle(plan: RunPlan, rig: Rig, tmp_path: Path) -> None:
+    assert rig.world is not None
+    rig.world.camera_stalls_after = 45  # the cable comes out in the first heat
+    seq = make_sequencer(plan, rig, tmp_path / "out", frame_timeout_s=0.5)
+    with pytest.raises(CameraTimeout, match=r"no frame within 0\.5 s"):
+        seq.run()
+    assert_heater_off(rig)
+    run = assert_frames_intact(tmp_path / "out", 45)
+    assert run.manifest()["status"] == "failed"
+    assert "no frame within" in run.manifest()["message"]
+
+
+def test_daq_overflow(
+    plan: RunPlan, rig: Rig, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    read = rig.daq.read
+    calls = {"n": 0}
+
+    def overflowing_read() -> Any:
+        calls["n"] += 1
+        if calls["n"] > 60:
+            raise DeviceError(rig.daq.name, "input buffer overflowed: samples were lost")
+        return read()
+
+    monkeypatch.setattr(rig.daq, "read", overflowing_read)
+    with pytest.raises(DeviceError, match="overflowed"):
+        make_sequencer(plan, rig, tmp_path / "out").run()
+    assert_heater_off(rig)
+    run = assert_frames_intact(tmp_path / "out", 30)
+    assert run.manifest()["status"] == "failed"
+
+
+def test_full_disk(
+    plan: RunPlan, rig: Rig, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    page_write = tifffile.TiffWriter.write
+    pages = {"n": 0}
+
+    def filling_disk(self: tifffile.TiffWriter, data: Any, *args: Any, **kw: Any) -> Any:
+        if pages["n"] >= 70:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        pages["n"] += 1
+        return page_write(self, data, *args, **kw)
+
+    monkeypatch.setattr(tifffile.TiffWriter, "write", filling_disk)
+    with pytest.raises(StorageError, match="No space left on device"):
+        make_sequencer(plan, rig, tmp_path / "out").run()
+    monkeypatch.undo()
+    assert_heater_off(rig)
+    run = assert_frames_intact(tmp_path / "out", 70)
+    assert run.frame_count() == 70
+    assert run.manifest()["status"] == "failed"
+    assert "tjump resume" in run.manifest()["message"]
+
+
+def test_listener_exception_does_not_stop_the_run(plan: RunPlan, rig: Rig, tmp_path: Path) -> None:
+    seq = make_sequencer(plan, rig, tmp_path / "out")
+
+    def broken(image: object, record: object) -> None:
+        raise ZeroDivisionError("a plotting bug")
+
+    seq.events.frame_acquired.connect(broken)
+    result = seq.run()
+    assert result.status == "complete"
+    assert_heater_off(rig)
+    run = assert_frames_intact(tmp_path / "out", plan.schedule.total_frames)
+    assert run.manifest()["listener_errors"] == plan.schedule.total_frames
+    assert next(e for e in run.log() if e["event"] == "listener_error")["error"].startswith(
+        "ZeroDivisionError"
+    )
+
+
+def test_watchdog_makes_the_heater_safe_when_the_loop_stalls(
+    plan: RunPlan, rig: Rig, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seq = make_sequencer(plan, rig, tmp_path / "out", watchdog_s=0.5, frame_timeout_s=3.0)
+    assert rig.world is not None
+    rig.world.camera_stalls_after = 45  # the loop now waits 3 s for a frame: over 0.5 s
+    heater_safe_during_stall: list[bool] = []
+    original = seq._watchdog_expired
+
+    def expire() -> None:
+        original()
+        heater_safe_during_stall.append(rig.heater.is_safe())
+
+    monkeypatch.setattr(seq, "_watchdog_expired", expire)
+    with pytest.raises(CameraTimeout):
+        seq.run()
+    assert heater_safe_during_stall == [True]
+    assert_heater_off(rig)
+    assert any(e["event"] == "watchdog" for e in RunDirectory(tmp_path / "out").log())
