@@ -48,7 +48,9 @@ class RealClock:
 
 
 class VirtualClock:
-    """Simulated time that advances only when asked.
+    """Simulated time that advances only when asked, or, once `pace` is called, by itself
+    at a fixed multiple of wall time (the simulated rig then behaves like the lab: frames
+    come whether or not anyone is ready for them).
 
     Listeners registered with `on_advance` are called with the new time each time the
     clock moves, in the advancing thread; the simulated rig integrates its physics there.
@@ -58,6 +60,9 @@ class VirtualClock:
         self._now = 0.0
         self._lock = threading.RLock()
         self._listeners: list[Callable[[float], None]] = []
+        self._speed = 0.0  # 0: advances only when asked
+        self._stop = threading.Event()
+        self._pacer: threading.Thread | None = None
 
     def on_advance(self, listener: Callable[[float], None]) -> None:
         """Call `listener(t)` whenever the clock moves forward to `t`."""
@@ -67,9 +72,38 @@ class VirtualClock:
         return self._now
 
     def sleep(self, seconds: float) -> None:
-        self.run_to(self._now + max(0.0, seconds))
+        if self._speed:
+            time.sleep(max(0.0, seconds) / self._speed)
+        else:
+            self._advance(self._now + max(0.0, seconds))
 
     def run_to(self, t: float) -> None:
+        if not self._speed:
+            self._advance(t)
+
+    def pace(self, speed: float = 1.0, step_s: float = 0.002) -> None:
+        """From now on, advance by itself: `speed` virtual seconds per wall second, in
+        steps of about `step_s` of wall time."""
+        if self._pacer is not None:
+            raise RuntimeError("the clock is already paced")
+        self._speed = speed
+        self._pacer = threading.Thread(
+            target=self._run_paced, args=(step_s,), name="tjump-clock", daemon=True
+        )
+        self._pacer.start()
+
+    def stop(self) -> None:
+        """Stop a paced clock (it then stands still)."""
+        self._stop.set()
+        if self._pacer is not None:
+            self._pacer.join()
+
+    def _run_paced(self, step_s: float) -> None:
+        wall0, virtual0 = time.monotonic(), self._now
+        while not self._stop.wait(step_s):
+            self._advance(virtual0 + (time.monotonic() - wall0) * self._speed)
+
+    def _advance(self, t: float) -> None:
         with self._lock:
             if t <= self._now:
                 return

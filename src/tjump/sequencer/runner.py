@@ -38,7 +38,7 @@ class RunPlan:
     """A protocol checked against a rig: everything known before a device is touched."""
 
     protocol: Protocol
-    protocol_path: Path
+    protocol_path: Path | None  # None for a protocol built in Python
     rig: RigConfig
     rig_path: Path
     schedule: Schedule
@@ -52,13 +52,18 @@ class RunPlan:
         return sensor.width * sensor.height * 2
 
 
-def plan_run(protocol_path: Path | str, rig_path: Path | str = DEFAULT_RIG) -> RunPlan:
-    """Load and check both files; raises `InputError` naming any bad field."""
-    protocol_path, rig_path = Path(protocol_path), Path(rig_path)
+def plan_run(protocol: Path | str | Protocol, rig_path: Path | str = DEFAULT_RIG) -> RunPlan:
+    """Load (or take) the protocol and load the rig, and check one against the other;
+    raises `InputError` naming any bad field. No device is touched."""
+    rig_path = Path(rig_path)
     rig = load_rig(rig_path)
-    protocol = load_protocol(protocol_path)
+    if isinstance(protocol, Protocol):
+        protocol_path, source = None, f"'{protocol.name}'"
+    else:
+        protocol_path = Path(protocol)
+        protocol, source = load_protocol(protocol_path), str(protocol_path)
     calibration = load_calibration(rig.calibration)
-    schedule = check_against_rig(protocol, rig, calibration, str(protocol_path))
+    schedule = check_against_rig(protocol, rig, calibration, source)
     return RunPlan(protocol, protocol_path, rig, rig_path, schedule)
 
 
@@ -73,7 +78,7 @@ def _manifest(plan: RunPlan, seed: int, shape: tuple[int, int]) -> dict[str, Any
         "tjump_version": __version__,
         "started": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
         "protocol": plan.protocol.name,
-        "protocol_file": str(plan.protocol_path),
+        "protocol_file": str(plan.protocol_path or "(built in Python)"),
         "rig": plan.rig.name,
         "rig_file": str(plan.rig_path),
         "simulated": plan.rig.kind == "simulated",
@@ -126,7 +131,13 @@ def run_plan(
 def _save_inputs(plan: RunPlan, output: Path) -> None:
     """Keep the protocol, the rig file and its calibration with the run, so the run
     directory alone can be resumed and understood."""
-    shutil.copyfile(plan.protocol_path, output / RUN_PROTOCOL)
+    if plan.protocol_path is not None:
+        shutil.copyfile(plan.protocol_path, output / RUN_PROTOCOL)
+    else:
+        text = yaml.safe_dump(
+            plan.protocol.model_dump(mode="json", exclude_none=True), sort_keys=False
+        )
+        (output / RUN_PROTOCOL).write_text(text, encoding="utf-8")
     shutil.copyfile(plan.rig.calibration, output / RUN_CALIBRATION)
     rig = load_yaml(plan.rig_path, "rig") | {"calibration": RUN_CALIBRATION}
     (output / RUN_RIG).write_text(yaml.safe_dump(rig, sort_keys=False), encoding="utf-8")
