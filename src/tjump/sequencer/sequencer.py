@@ -112,14 +112,14 @@ class Sequencer:
         rig, writer = self.rig, self.writer
         wall_start = time.monotonic()
         status, message = "failed", ""
-        self._make_safe()
         daq = DaqHistory(rig.daq, writer)
         try:
+            self._make_safe()
             self._start_acquisition()
             with Watchdog(self.watchdog_s, self._watchdog_expired) as watchdog:
                 for segment in self.schedule.segments:
                     if self._pause.is_set():
-                        self._wait_paused(segment, watchdog)
+                        self._wait_paused(segment, daq, watchdog)
                     self._run_segment(segment, daq, watchdog)
             status = "complete"
         except (RunAborted, KeyboardInterrupt):
@@ -196,7 +196,7 @@ class Sequencer:
         )
         self._emit(self.events.segment_started, segment)
         if train is None:
-            self._let_time_pass(segment.duration_s, watchdog)
+            self._let_time_pass(segment.duration_s, daq, watchdog)
         else:
             self._acquire(segment, train, daq, watchdog)
         if segment.light:
@@ -278,14 +278,16 @@ class Sequencer:
                 last_progress = now
                 self._emit(self.events.progress, self._progress(segment, f + 1))
 
-    def _let_time_pass(self, seconds: float, watchdog: Watchdog) -> None:
-        """A wait: time passes (instantly on a virtual clock), abort still works."""
+    def _let_time_pass(self, seconds: float, daq: DaqHistory, watchdog: Watchdog) -> None:
+        """A wait: time passes (instantly on a virtual clock), the DAQ's samples are still
+        saved, abort still works."""
         clock = self.rig.clock
         end = clock.now() + seconds
         while (left := end - clock.now()) > 1e-9:
             self._check_abort()
             watchdog.kick()
             clock.sleep(min(0.5, left))
+            daq.pull()
 
     def _check_time_above(self, segment: Segment) -> None:
         """The rig's max_time_above, enforced again while running."""
@@ -317,7 +319,7 @@ class Sequencer:
         self.writer.write_live_traces(first, rows)
         self._emit(self.events.traces_measured, first, rows)
 
-    def _wait_paused(self, segment: Segment, watchdog: Watchdog) -> None:
+    def _wait_paused(self, segment: Segment, daq: DaqHistory, watchdog: Watchdog) -> None:
         """Stop triggering, make the heater safe and wait for resume or abort; the next
         segment starts a new pulse train, so frame times stay on the DAQ's timebase."""
         rig = self.rig
@@ -333,6 +335,7 @@ class Sequencer:
             watchdog.kick()
             time.sleep(_POLL_S)
             rig.clock.run_to(rig.clock.now() + _POLL_S)  # virtual time keeps pace
+            daq.pull()
         self.writer.log("resumed", time_s=self._now(), gap_s=self._now() - paused_at)
         self._time_above_s = 0.0
         self._set_state("running")

@@ -14,6 +14,7 @@ from tjump.protocol.schedule import Segment
 from tjump.storage.writer import RunWriter
 
 SAMPLE_TIMEOUT_S = 5.0
+KEEP_S = 10.0  # seconds of DAQ samples kept in memory for the frames' means
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,7 @@ class DaqHistory:
         self._writer = writer
         self._first = 0
         self._data: NDArray[np.float64] = np.empty((0, len(daq.channels)))
+        self._keep = int(KEEP_S * daq.sample_rate_hz)
 
     def mean(self, first: int, count: int) -> NDArray[np.float64]:
         """Mean of samples [first, first + count) per channel; older samples are dropped."""
@@ -73,7 +75,12 @@ class DaqHistory:
         return np.asarray(window.mean(axis=0))
 
     def pull(self) -> None:
+        """Read what the DAQ has, save it, keep the last few seconds for `mean`."""
         block = self._daq.read()
         if len(block.data):
             self._writer.write_daq(block)
             self._data = np.concatenate([self._data, block.data])
+            excess = len(self._data) - self._keep
+            if excess > 0:
+                self._data = self._data[excess:]
+                self._first += excess
