@@ -1,25 +1,19 @@
-"""From a rig file to connected devices."""
+"""From a rig file to connected devices: the lab's instruments, or the simulated world
+behind the same real drivers wherever the transport allows (VISA, Micro-Manager)."""
 
 from __future__ import annotations
 
-import tempfile
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
-from pymmcore_plus.experimental.unicore import UniMMCore
-
-from tjump.clock import Clock, VirtualClock
-from tjump.devices.amplifier import AmplifierSupply
+from tjump.clock import Clock, RealClock
 from tjump.devices.interfaces import Camera, Daq
-from tjump.devices.mmcamera import MicroManagerCamera
-from tjump.rig.calibration import load_calibration
+from tjump.rig import connect, simulated
 from tjump.rig.config import RigConfig, load_rig
 from tjump.rig.heater import Heater
-from tjump.sim.camera import SimCamera
-from tjump.sim.devices import SimDaq, SimFunctionGenerator
+from tjump.sim.visa import SimVisaLibrary
 from tjump.sim.world import SimWorld
-
-_CAMERA_LABEL = "Camera"
 
 
 @dataclass
@@ -32,11 +26,7 @@ class Rig:
     daq: Daq
     heater: Heater
     world: SimWorld | None = None
-
-    def save_truth(self, directory: Path) -> None:
-        """For a simulated rig, write what the simulator knows (particles, transitions)."""
-        if self.world is not None:
-            self.world.write_truth(directory)
+    visa: SimVisaLibrary | None = None  # the simulated instruments, for tests and faults
 
     def __enter__(self) -> Rig:
         return self
@@ -45,32 +35,31 @@ class Rig:
         self.close()
 
     def close(self) -> None:
-        """Leave the heater safe, then let go of every device."""
-        try:
+        """Leave the heater safe, then let go of every device, whatever fails."""
+        with ExitStack() as stack:
+            stack.callback(self.camera.close)
+            stack.callback(self.daq.close)
+            stack.callback(self.heater.supply.close)
             self.heater.make_safe()
-        finally:
-            self.daq.close()
-            self.camera.close()
 
 
 def build_rig(config: RigConfig, seed: int | None = None) -> Rig:
-    """Connect the devices of `config`; `seed` overrides the simulator's seed."""
-    calibration = load_calibration(config.calibration)
-    sim = config.simulation
-    if seed is not None:
-        sim = sim.model_copy(update={"seed": seed})
-    clock = VirtualClock()
-    world = SimWorld(sim, config.daq.sample_rate_hz, clock)
-    core = UniMMCore(mm_path=tempfile.gettempdir())
-    core.loadPyDevice(_CAMERA_LABEL, SimCamera(world))
-    core.initializeAllDevices()
-    core.setAutoShutter(False)
-    camera = MicroManagerCamera(core, _CAMERA_LABEL)
-    camera.set_exposure_ms(config.camera.exposure_ms)
-    supply = AmplifierSupply(SimFunctionGenerator(world), gain=sim.supply.gain)
-    heater = Heater(supply, calibration, config.limits, config.ambient_K)
-    heater.make_safe()
-    return Rig(config, clock, camera, SimDaq(world), heater, world)
+    """Connect the devices of `config`, heater made safe; `seed` overrides the
+    simulator's seed. On any failure, what was already connected is closed again."""
+    if config.kind == "simulated":
+        clock, world, visa, wired = simulated.instruments(config, seed)
+        camera, daq, heater = simulated.devices(config, world, visa, wired)
+        return Rig(config, clock, camera, daq, heater, world, visa)
+    with ExitStack() as stack:
+        lab_camera = connect.lab_camera(config)
+        stack.callback(lab_camera.close)
+        lab_daq = connect.lab_daq(config)
+        stack.callback(lab_daq.close)
+        supply = connect.supply(config)
+        stack.callback(supply.close)
+        heater = connect.heater(config, supply, lab_daq)
+        stack.pop_all()
+    return Rig(config, RealClock(), lab_camera, lab_daq, heater)
 
 
 def open_rig(path: Path, seed: int | None = None) -> Rig:

@@ -1,24 +1,42 @@
-"""Simulated DAQ and function generator, behind the same interfaces as the real drivers."""
+"""The simulated DAQ, behind the same interface as the real driver.
+
+The simulated function generator is an instrument model behind a simulated VISA resource
+(`tjump.sim.rigol`), driven by the real Rigol driver; a DAQ digital line can be wired to
+its external trigger input.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from tjump.devices.interfaces import DaqBlock
 from tjump.errors import DeviceError
 from tjump.sim.world import SimWorld
 
-# Rigol DG1000Z into a high-impedance load
-_GENERATOR_MAX_V = 10.0
-
 
 class SimDaq:
     """An NI USB-6251 as the simulated world sees it: drive and current on one clock,
-    and the camera trigger pulse train."""
+    the camera trigger pulse train, and digital lines (a rising edge on a wired line
+    reaches the instrument it is wired to)."""
 
     channels: tuple[str, ...] = ("drive_V", "current_A")
 
-    def __init__(self, world: SimWorld, name: str = "daq (simulated)") -> None:
+    def __init__(
+        self,
+        world: SimWorld,
+        wired: dict[str, Callable[[], object]] | None = None,
+        name: str = "daq (simulated)",
+    ) -> None:
         self.world = world
         self.name = name
+        self._wired = dict(wired or {})
+
+    def describe(self) -> str:
+        lines = ", ".join(self._wired) or "none"
+        return (
+            f"simulated NI USB-6251: {self.sample_rate_hz:g} samples/s of "
+            f"{', '.join(self.channels)}; lines wired to instruments: {lines}"
+        )
 
     @property
     def sample_rate_hz(self) -> float:
@@ -44,7 +62,10 @@ class SimDaq:
             raise DeviceError(self.name, str(e), "choose a frame rate that divides it") from e
 
     def set_digital(self, line: str, on: bool) -> None:
+        rising = on and not self.world.digital_lines.get(line, False)
         self.world.set_digital(line, on)
+        if rising and line in self._wired:
+            self._wired[line]()
 
     def triggers_sent(self) -> int:
         return self.world.frames_triggered()
@@ -54,33 +75,3 @@ class SimDaq:
 
     def close(self) -> None:
         self.stop()
-
-
-class SimFunctionGenerator:
-    """A DC-level function generator whose output feeds the simulated amplifier."""
-
-    def __init__(self, world: SimWorld, name: str = "generator (simulated)") -> None:
-        self.world = world
-        self.name = name
-
-    def identity(self) -> str:
-        return "Rigol Technologies,DG1062Z,SIMULATED,00.01.14"
-
-    def set_dc(self, volts: float) -> None:
-        if abs(volts) > _GENERATOR_MAX_V:
-            raise DeviceError(
-                self.name, f"DC level {volts:g} V is beyond +-{_GENERATOR_MAX_V:g} V (HighZ)"
-            )
-        self.world.set_generator(volts=volts)
-
-    def dc_level(self) -> float:
-        return self.world.generator_volts
-
-    def set_output(self, on: bool) -> None:
-        self.world.set_generator(on=on)
-
-    def output_enabled(self) -> bool:
-        return self.world.generator_on
-
-    def close(self) -> None:
-        self.set_output(False)

@@ -1,0 +1,130 @@
+"""Connect to every device of a rig, report identity, state and limits, leave it safe.
+
+A lab rig's devices are connected one at a time, so one missing instrument does not hide
+the state of the others; a simulated rig is built whole (its devices share one world).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+from typing import TypeVar
+
+from tjump.devices.amplifier import AmplifierSupply
+from tjump.devices.describe import Describable
+from tjump.devices.interfaces import Camera, Daq, HeaterSupply
+from tjump.errors import TjumpError
+from tjump.rig import connect
+from tjump.rig.build import build_rig
+from tjump.rig.config import RigConfig
+from tjump.rig.heater import Heater
+
+_FAULTS = (TjumpError, OSError, RuntimeError, ValueError)
+D = TypeVar("D", Daq, Camera)
+
+
+@dataclass(frozen=True)
+class CheckRow:
+    """One device's line in the check; `problem` is empty when all is well."""
+
+    device: str
+    identity: str
+    state: str
+    limits: str
+    problem: str = ""
+
+
+def check_rig(config: RigConfig) -> list[CheckRow]:
+    """Connect, describe each device, make the heater safe (read back), disconnect.
+    A device that fails gives a row with its problem instead of an exception."""
+    if config.kind == "lab":
+        return [
+            *_checked("supply", lambda: _supply_rows(config, connect.supply(config))),
+            *_checked("daq", lambda: _described(connect.lab_daq(config), _daq_row)),
+            *_checked(
+                "camera",
+                lambda: _described(connect.lab_camera(config), partial(_camera_row, config)),
+            ),
+        ]
+    rows: list[CheckRow] = []
+
+    def whole_rig() -> list[CheckRow]:
+        with build_rig(config) as rig:
+            rows.extend(_supply_rows(config, rig.heater.supply, rig.heater))
+            rows.append(_daq_row(rig.daq))
+            rows.append(_camera_row(config, rig.camera))
+        return []
+
+    problems = _checked("rig", whole_rig)
+    return rows + problems
+
+
+def _checked(device: str, rows: Callable[[], list[CheckRow]]) -> list[CheckRow]:
+    try:
+        return rows()
+    except _FAULTS as e:
+        return [CheckRow(device, "", "not connected", "", str(e))]
+
+
+def _described(device: D, row: Callable[[D], CheckRow]) -> list[CheckRow]:
+    """The row describing `device`, which is closed afterwards."""
+    try:
+        return [row(device)]
+    finally:
+        device.close()
+
+
+def _supply_rows(
+    config: RigConfig, supply: HeaterSupply, heater: Heater | None = None
+) -> list[CheckRow]:
+    limits = config.limits
+    rows: list[CheckRow] = []
+    try:
+        if isinstance(supply, AmplifierSupply):
+            gen = supply.generator
+            rows.append(
+                CheckRow(
+                    "generator",
+                    gen.identity(),
+                    _state(gen),
+                    f"level <= {limits.max_drive_V / supply.gain:g} V (max_drive_V / gain)",
+                )
+            )
+        rows.append(
+            CheckRow(
+                "supply",
+                supply.identity(),
+                _state(supply),
+                f"drive <= {limits.max_drive_V:g} V, current <= {limits.max_current_A:g} A",
+            )
+        )
+        (heater or connect.heater(config, supply, None)).make_safe()
+    finally:
+        if heater is None:
+            supply.close()
+    above = limits.max_time_above
+    rows.append(
+        CheckRow(
+            "heater",
+            f"calibration {config.calibration}",
+            "0 V, output off (read back)",
+            f"<= {limits.max_temperature_K:g} K; <= {above.seconds:g} s above "
+            f"{above.temperature_K:g} K",
+        )
+    )
+    return rows
+
+
+def _daq_row(daq: Daq) -> CheckRow:
+    return CheckRow("daq", daq.name, _state(daq), "")
+
+
+def _camera_row(config: RigConfig, camera: Camera) -> CheckRow:
+    return CheckRow(
+        "camera", camera.name, _state(camera), f"<= {config.camera.max_frame_rate_hz:g} frames/s"
+    )
+
+
+def _state(device: object) -> str:
+    return device.describe() if isinstance(device, Describable) else ""

@@ -1,0 +1,110 @@
+"""Connecting one device from its section of the rig file; each function gives back a
+connected device or raises a named fault, leaving nothing open behind it."""
+
+from __future__ import annotations
+
+from functools import partial
+
+from pymmcore_plus import CMMCorePlus
+
+from tjump.devices.amplifier import AmplifierSupply
+from tjump.devices.interfaces import Daq, HeaterSupply
+from tjump.devices.mmcamera import MicroManagerCamera
+from tjump.devices.nidaq import NiDaq, NiDaqLayout
+from tjump.devices.rigol import RigolDG1000Z
+from tjump.devices.sourcemeter import ScpiSourceMeter
+from tjump.errors import DeviceError
+from tjump.rig.calibration import load_calibration
+from tjump.rig.config import NiDaqConfig, RigConfig, SourceMeterConfig
+from tjump.rig.heater import Heater
+from tjump.sim.visa import SimVisaLibrary
+
+GENERATOR_TRIGGER_LINE = "generator_trigger"  # DAQ line wired to the generator's trigger in
+
+
+def camera(config: RigConfig, core: CMMCorePlus) -> MicroManagerCamera:
+    """The rig's camera on `core`, with binning, ROI, bit depth and exposure applied."""
+    settings = config.devices.camera
+    cam = MicroManagerCamera(core, settings.label)
+    try:
+        cam.configure(
+            binning=settings.binning,
+            roi=settings.roi,
+            bit_depth=settings.bit_depth,
+            hardware_triggered=settings.triggering == "hardware",
+        )
+        cam.set_exposure_ms(config.camera.exposure_ms)
+    except BaseException:
+        cam.close()
+        raise
+    return cam
+
+
+def lab_camera(config: RigConfig) -> MicroManagerCamera:
+    """A Micro-Manager core loaded with the rig's config file, and its camera."""
+    settings = config.devices.camera
+    if settings.config is None:
+        raise DeviceError("camera", "no Micro-Manager config file in the rig file")
+    core = CMMCorePlus(str(settings.mm_path) if settings.mm_path else None)
+    try:
+        core.loadSystemConfiguration(str(settings.config))
+    except (OSError, RuntimeError, ValueError) as e:
+        raise DeviceError(
+            "camera",
+            f"cannot load Micro-Manager config {settings.config}: {e}",
+            "open it in Micro-Manager's Hardware Configuration Wizard to find the fault",
+        ) from e
+    return camera(config, core)
+
+
+def lab_daq(config: RigConfig) -> NiDaq:
+    settings = config.devices.daq
+    if not isinstance(settings, NiDaqConfig):
+        raise DeviceError("daq", "a lab rig needs devices.daq.driver: nidaqmx")
+    layout = NiDaqLayout(**settings.model_dump(exclude={"driver"}))
+    return NiDaq(layout, config.daq.sample_rate_hz)
+
+
+def supply(config: RigConfig, sim_visa: SimVisaLibrary | None = None) -> HeaterSupply:
+    """The heater supply (and the generator driving it). `sim_visa` holds the simulated
+    instruments; without it each instrument names its own VISA library."""
+    limits, devices = config.limits, config.devices
+    s = devices.supply
+    if isinstance(s, SourceMeterConfig):
+        compliance = min(s.compliance_A or limits.max_current_A, limits.max_current_A)
+        library = sim_visa if sim_visa is not None else s.visa_library
+        return ScpiSourceMeter(s.resource, library, limits.max_drive_V, compliance, s.timeout_ms)
+    g = devices.generator
+    if g is None:
+        raise DeviceError("supply", "the amplifier needs devices.generator")
+    generator = RigolDG1000Z(
+        g.resource,
+        sim_visa if sim_visa is not None else g.visa_library,
+        channel=g.channel,
+        max_level_V=limits.max_drive_V / s.gain,
+        pulse_trigger=g.pulse_trigger,
+        timeout_ms=g.timeout_ms,
+    )
+    return AmplifierSupply(generator, s.gain, s.current_limit_A)
+
+
+def heater(config: RigConfig, heater_supply: HeaterSupply, daq: Daq | None) -> Heater:
+    """The heater facade, made safe (read back). Heat pulses start on the DAQ's generator
+    trigger line, or by SCPI where the generator is set to `manual` triggering."""
+    g = config.devices.generator
+    trigger = None
+    if isinstance(heater_supply, AmplifierSupply) and g is not None:
+        if g.pulse_trigger == "manual":
+            trigger = heater_supply.fire_pulse
+        elif daq is not None:
+            trigger = partial(_edge, daq)
+    calibration = load_calibration(config.calibration)
+    result = Heater(heater_supply, calibration, config.limits, config.ambient_K, trigger)
+    result.make_safe()
+    return result
+
+
+def _edge(daq: Daq) -> None:
+    """One rising edge on the generator's trigger line."""
+    daq.set_digital(GENERATOR_TRIGGER_LINE, True)
+    daq.set_digital(GENERATOR_TRIGGER_LINE, False)

@@ -1,0 +1,112 @@
+"""The Micro-Manager camera driver: binning, ROI, bit depth, hardware-triggered or
+software-timed sequences, and dropped frames counted against the DAQ's triggers. Runs on
+UniMMCore with a small Python camera, so the real MMCore sequence buffer is used."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterator, Mapping
+from unittest import mock
+
+import numpy as np
+import pytest
+from numpy.typing import DTypeLike
+from pymmcore_plus.experimental.unicore import SimpleCameraDevice, UniMMCore
+
+from tjump.devices.faults import DroppedFrames
+from tjump.devices.mmcamera import MicroManagerCamera
+from tjump.errors import DeviceError
+
+
+class BinningCamera(SimpleCameraDevice):
+    """A 64 x 80 sensor with binning 1 or 2; each frame is filled with its number."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.binning = 1
+        self.exposure_ms = 10.0
+        self.taken = 0
+
+    def sensor_shape(self) -> tuple[int, int]:
+        return (64 // self.binning, 80 // self.binning)
+
+    def dtype(self) -> DTypeLike:
+        return np.uint16
+
+    def get_exposure(self) -> float:
+        return self.exposure_ms
+
+    def set_exposure(self, exposure: float) -> None:
+        self.exposure_ms = exposure
+
+    def get_binning(self) -> int:
+        return self.binning
+
+    def set_binning(self, value: int) -> None:
+        if int(value) not in (1, 2):
+            raise ValueError(f"binning {value} not supported")
+        self.binning = int(value)
+
+    def snap(self, buffer: np.ndarray) -> Mapping[str, str]:
+        buffer[:] = self.taken
+        self.taken += 1
+        return {}
+
+
+@pytest.fixture
+def camera() -> Iterator[MicroManagerCamera]:
+    core = UniMMCore(mm_path=tempfile.gettempdir())
+    core.loadPyDevice("Cam", BinningCamera())
+    core.initializeAllDevices()
+    cam = MicroManagerCamera(core, "Cam", buffer_mb=16)
+    yield cam
+    cam.close()
+
+
+def test_binning_roi_and_bit_depth_are_set_and_read_back(camera: MicroManagerCamera) -> None:
+    camera.configure(binning=2, roi=(4, 2, 16, 8), bit_depth=16)
+    assert camera.shape() == (8, 16)
+    assert camera.describe().endswith(
+        ":BinningCamera, 16 x 8 px, binning 2, 16-bit, exposure 10 ms, hardware-timed"
+    )
+
+
+def test_settings_the_camera_refuses_are_named(camera: MicroManagerCamera) -> None:
+    with pytest.raises(DeviceError, match="cannot set binning 3"):
+        camera.configure(binning=3)
+    with pytest.raises(DeviceError, match="images are 16-bit, the rig file expects 12"):
+        camera.configure(bit_depth=12)
+
+
+def test_hardware_triggered_sequences_are_armed_without_an_interval(
+    camera: MicroManagerCamera,
+) -> None:
+    core = camera.core
+    with mock.patch.object(core, "startSequenceAcquisition") as start:
+        camera.set_interval_ms(100.0)
+        camera.start(5)
+    start.assert_called_once_with("Cam", 5, 0.0, True)
+
+
+def test_software_timed_fallback_free_runs_at_the_interval(camera: MicroManagerCamera) -> None:
+    camera.configure(hardware_triggered=False)
+    camera.set_interval_ms(100.0)
+    core = camera.core
+    with mock.patch.object(
+        core, "startSequenceAcquisition", wraps=core.startSequenceAcquisition
+    ) as start:
+        camera.start(4)
+    start.assert_called_once_with("Cam", 4, 100.0, True)
+    frames = [camera.next_frame(2.0) for _ in range(4)]
+    assert [int(f.image[0, 0]) for f in frames] == [0, 1, 2, 3]
+    assert camera.dropped_frames(triggers_sent=4) == 0
+    camera.check_frames(4)
+
+
+def test_frames_missing_against_the_daq_count_are_reported(camera: MicroManagerCamera) -> None:
+    camera.start(3)
+    for _ in range(3):
+        camera.next_frame(2.0)
+    assert camera.dropped_frames(triggers_sent=5) == 2
+    with pytest.raises(DroppedFrames, match=r"2 of 5 triggered frames never arrived"):
+        camera.check_frames(5)

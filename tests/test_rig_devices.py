@@ -1,0 +1,178 @@
+"""Rig files name their devices; the simulated rig runs through the real drivers, and a
+fault injected into a simulated instrument mid-run leaves the heater at 0 V, output off."""
+
+from __future__ import annotations
+
+import csv
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from tjump.cli import app
+from tjump.devices.faults import DaqOverflow, InstrumentError, VisaTimeout
+from tjump.devices.interfaces import DaqBlock
+from tjump.errors import InputError
+from tjump.protocol.schedule import Segment
+from tjump.rig import build_rig, load_rig
+from tjump.sequencer import Sequencer, plan_run, run_plan
+from tjump.storage import RunDirectory
+
+from conftest import ROOT, rig_yaml, series_protocol
+
+WriteFile = Callable[[str, str], Path]
+RESOURCE = "USB0::0x1AB1::0x0642::DG1ZA000000001::INSTR"
+
+
+def small_rig(write_file: WriteFile, extra: str = "") -> Path:
+    return write_file("rig.yaml", rig_yaml(width=48, height=48, particles=4, references=1) + extra)
+
+
+def test_a_run_drives_the_heater_through_the_rigol_driver(write_file: WriteFile) -> None:
+    protocol = write_file("p.yaml", series_protocol(cycles=2, heat_s=2, cool_s=1, baseline_s=1))
+    plan = plan_run(protocol, small_rig(write_file))
+    with build_rig(plan.rig) as rig:
+        assert rig.visa is not None and rig.world is not None
+        log = rig.visa.instrument(RESOURCE).log
+        log.clear()
+        result = run_plan(plan, protocol.parent / "out", rig=rig)
+        assert not rig.world.generator_on and rig.world.generator_volts == 0.0
+        log = list(log)  # what the run sent, before closing the rig adds its own
+    assert result.status == "complete"
+    levels = [m.rsplit(",", 1)[1] for m in log if m.startswith(":SOUR1:APPL:DC")]
+    drive = f"{rig.heater.calibration.drive_for(384.9):.6g}"
+    assert levels[1:6] == ["0", drive, "0", drive, "0"]  # baseline, heat, cool, heat, cool
+    assert log[-6:] == [":OUTP1 OFF", ":SYST:ERR?", ":OUTP1?",
+                        ":SOUR1:FUNC?", ":SOUR1:VOLT:OFFS?", ":OUTP1?"]  # fmt: skip
+    with (protocol.parent / "out" / "frames.csv").open() as f:
+        rows = [r for r in csv.DictReader(f) if r["kind"] == "heat"]
+    assert float(rows[-1]["drive_V"]) == pytest.approx(float(drive), abs=0.01)
+
+
+@pytest.mark.parametrize("fault", ["error", "timeout"])
+def test_a_fault_mid_run_leaves_the_heater_off(write_file: WriteFile, fault: str) -> None:
+    protocol = write_file("p.yaml", series_protocol(cycles=2, heat_s=2, cool_s=1, baseline_s=1))
+    plan = plan_run(protocol, small_rig(write_file))
+    with build_rig(plan.rig) as rig:
+        assert rig.visa is not None and rig.world is not None
+        instrument = rig.visa.instrument(RESOURCE)
+
+        def connect(seq: Sequencer) -> None:
+            def inject(segment: Segment) -> None:
+                if segment.kind == "cool" and fault == "error":
+                    instrument.model.errors.push((-330, "Self-test failed"))  # type: ignore[attr-defined]
+                elif segment.kind == "cool":
+                    instrument.answers_to_drop = 1
+
+            seq.events.segment_finished.connect(inject)
+
+        expected = InstrumentError if fault == "error" else VisaTimeout
+        with pytest.raises(expected, match="generator"):
+            run_plan(plan, protocol.parent / "out", connect=connect, rig=rig)
+        assert rig.world.generator_volts == 0.0 and not rig.world.generator_on
+        assert rig.heater.is_safe()
+    assert RunDirectory(protocol.parent / "out").manifest()["status"] == "failed"
+
+
+def test_a_daq_overflow_mid_run_leaves_the_heater_off(
+    write_file: WriteFile, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    protocol = write_file("p.yaml", series_protocol(cycles=2, heat_s=2, cool_s=1, baseline_s=1))
+    plan = plan_run(protocol, small_rig(write_file))
+    with build_rig(plan.rig) as rig:
+        assert rig.world is not None
+        world, read = rig.world, rig.daq.read
+
+        def overflowing() -> DaqBlock:
+            if world.generator_on:  # heating: the reader falls behind
+                raise DaqOverflow(rig.daq.name, "DAQmx Read", "input buffer overflow")
+            return read()
+
+        monkeypatch.setattr(rig.daq, "read", overflowing)
+        with pytest.raises(DaqOverflow, match=r"input buffer overflow \[DAQmx Read\]"):
+            run_plan(plan, protocol.parent / "out", rig=rig)
+        assert world.generator_volts == 0.0 and not world.generator_on
+    assert RunDirectory(protocol.parent / "out").manifest()["status"] == "failed"
+
+
+def test_the_rig_files_name_real_drivers_over_simulated_instruments() -> None:
+    for name in ("sim.yaml", "sim-small.yaml"):
+        rig = load_rig(ROOT / "configs" / "rigs" / name)
+        assert rig.devices.generator.driver == "rigol-dg1000z"
+        assert rig.devices.generator.visa_library == "simulated"
+        assert rig.devices.supply.driver == "amplifier"
+        assert rig.devices.camera.driver == "micro-manager"
+
+
+def test_a_simulated_rig_cannot_name_a_lab_library(write_file: WriteFile) -> None:
+    extra = "devices:\n  generator: {resource: 'TCPIP0::10.0.0.5::INSTR', visa_library: '@py'}\n"
+    with pytest.raises(InputError, match="visa_library must be 'simulated' exactly when"):
+        load_rig(small_rig(write_file, extra))
+
+
+def test_the_amplifier_gain_must_match_the_simulated_one(write_file: WriteFile) -> None:
+    extra = "devices:\n  supply: {gain: 2.0}\n"
+    with pytest.raises(InputError, match=r"gain 2 differs from .* simulation.supply.gain 1"):
+        load_rig(small_rig(write_file, extra))
+
+
+def test_devices_check_lists_every_device_and_leaves_them_off(write_file: WriteFile) -> None:
+    rig = str(small_rig(write_file))
+    result = CliRunner().invoke(app, ["devices", "check", "--rig", rig], env={"COLUMNS": "250"})
+    assert result.exit_code == 0, result.output
+    for text in ("generator", "DG1062Z", "load INFINITY", "supply", "daq", "camera", "heater",
+                 "0 V, output off (read back)", "<= 480 K"):  # fmt: skip
+        assert text in result.output
+
+
+def test_devices_check_fails_on_a_problem(write_file: WriteFile) -> None:
+    extra = "devices:\n  camera: {bit_depth: 12}\n"
+    result = CliRunner().invoke(
+        app, ["devices", "check", "--rig", str(small_rig(write_file, extra))]
+    )
+    assert result.exit_code == 1
+    assert "images are 16-bit, the rig file expects 12" in result.output
+
+
+def test_devices_check_on_a_bad_rig_file_is_one_message(write_file: WriteFile) -> None:
+    bad = small_rig(write_file, "devices:\n  generator: {channel: 3}\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "tjump", "devices", "check", "--rig", str(bad)],
+        capture_output=True, text=True, cwd=ROOT, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert "devices.generator.channel" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def _lab_software_missing() -> bool:
+    """True on a machine without NI-VISA/pyvisa-py, NI-DAQmx and Micro-Manager (like CI)."""
+    import pyvisa
+
+    from tjump.devices.nidaq import nidaqmx
+
+    try:
+        pyvisa.ResourceManager("")
+        return False
+    except (ValueError, OSError):
+        pass
+    try:
+        nidaqmx.system.System.local().driver_version  # noqa: B018
+        return False
+    except Exception:
+        return True
+
+
+@pytest.mark.skipif(not _lab_software_missing(), reason="lab software is installed here")
+def test_devices_check_on_the_lab_rig_names_each_missing_device() -> None:
+    rig = str(ROOT / "configs" / "rigs" / "lab.yaml")
+    result = CliRunner().invoke(app, ["devices", "check", "--rig", rig], env={"COLUMNS": "250"})
+    assert result.exit_code == 1
+    out = result.output
+    assert "error: generator (Rigol DG1000Z at USB0::0x1AB1::0x0642::DG1ZA" in out
+    assert "no VISA library" in out
+    assert "error: daq (NI Dev1): NI-DAQmx is not installed on this computer" in out
+    assert "error: camera: cannot load Micro-Manager config" in out and "pike-f032b.cfg" in out
