@@ -12,7 +12,9 @@ from typing import Any
 import pytest
 import tifffile
 
-from tjump.errors import CameraTimeout, DeviceError, StorageError
+from tjump.devices.faults import DroppedFrames
+from tjump.errors import DeviceError, StorageError
+from tjump.protocol.schedule import Segment
 from tjump.rig import Rig, build_rig
 from tjump.sequencer import Sequencer, plan_run
 from tjump.sequencer.runner import RunPlan
@@ -59,12 +61,13 @@ def test_camera_timeout_mid_cycle(plan: RunPlan, rig: Rig, tmp_path: Path) -> No
     assert rig.world is not None
     rig.world.camera_stalls_after = 45  # the cable comes out in the first heat
     seq = make_sequencer(plan, rig, tmp_path / "out", frame_timeout_s=0.5)
-    with pytest.raises(CameraTimeout, match=r"no frame within 0\.5 s"):
+    with pytest.raises(DroppedFrames, match="1 of 46 triggered frames never arrived"):
         seq.run()
     assert_heater_off(rig)
     run = assert_frames_intact(tmp_path / "out", 45)
     assert run.manifest()["status"] == "failed"
-    assert "no frame within" in run.manifest()["message"]
+    assert "never arrived" in run.manifest()["message"]
+    assert run.manifest()["dropped_frames"] == 1
 
 
 def test_daq_overflow(
@@ -141,8 +144,66 @@ def test_watchdog_makes_the_heater_safe_when_the_loop_stalls(
         heater_safe_during_stall.append(rig.heater.is_safe())
 
     monkeypatch.setattr(seq, "_watchdog_expired", expire)
-    with pytest.raises(CameraTimeout):
+    with pytest.raises(DroppedFrames):
         seq.run()
     assert heater_safe_during_stall == [True]
     assert_heater_off(rig)
     assert any(e["event"] == "watchdog" for e in RunDirectory(tmp_path / "out").log())
+
+
+def test_a_heat_step_ends_by_itself_if_the_program_stops(
+    plan: RunPlan, rig: Rig, tmp_path: Path
+) -> None:
+    """The generator bounds each heat: with the program frozen mid-heat, the drive still
+    drops to 0 V when the step's time is up."""
+    assert rig.world is not None and rig.heater.bounds_heat_steps
+    world = rig.world
+    seq = make_sequencer(plan, rig, tmp_path / "out")
+    seen: list[tuple[float, float]] = []
+
+    def freeze(segment: Segment) -> None:
+        if segment.kind != "heat":
+            return
+        start = rig.clock.now()
+        rig.clock.run_to(start + segment.duration_s - 0.05)  # nobody touches the heater
+        seen.append((world.drive_V(), world.temperature()))
+        rig.clock.run_to(start + segment.duration_s + 0.5)
+        seen.append((world.drive_V(), world.temperature()))
+        seq.abort()
+
+    seq.events.segment_started.connect(freeze)
+    assert seq.run().status == "aborted"
+    (drive_during, hot), (drive_after, _) = seen
+    assert drive_during == pytest.approx(rig.heater.calibration.drive_for(384.9), rel=1e-3)
+    assert hot > 370.0
+    assert drive_after == 0.0
+    assert_heater_off(rig)
+
+
+def test_a_dropped_frame_is_detected_counted_and_recorded(
+    plan: RunPlan, rig: Rig, tmp_path: Path
+) -> None:
+    """A frame exposed but lost on its way: the camera's counter shows the gap, the
+    frames after it keep their identity, and the loss is recorded."""
+    assert rig.world is not None
+    rig.world.camera_drops = {60}
+    result = make_sequencer(plan, rig, tmp_path / "out").run()
+    assert result.status == "complete"
+    assert_heater_off(rig)
+    run = assert_frames_intact(tmp_path / "out", plan.schedule.total_frames - 1)
+    frames = [int(r["frame"]) for r in run.frames_table()]
+    assert 60 not in frames and frames == [f for f in range(len(frames) + 1) if f != 60]
+    assert run.manifest()["dropped_frames"] == 1
+    assert [e["frames"] for e in run.log() if e["event"] == "frames_dropped"] == [[60]]
+
+
+def test_missed_triggers_stop_the_run_with_a_count(plan: RunPlan, rig: Rig, tmp_path: Path) -> None:
+    """Triggers the camera never answers: the run stops, saying how many."""
+    assert rig.world is not None
+    rig.world.camera_stalls_after = 58
+    seq = make_sequencer(plan, rig, tmp_path / "out", frame_timeout_s=0.5)
+    with pytest.raises(DeviceError, match="triggered frames never arrived"):
+        seq.run()
+    assert_heater_off(rig)
+    run = assert_frames_intact(tmp_path / "out", 58)
+    assert run.manifest()["dropped_frames"] >= 1

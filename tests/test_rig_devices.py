@@ -42,9 +42,14 @@ def test_a_run_drives_the_heater_through_the_rigol_driver(write_file: WriteFile)
         assert not rig.world.generator_on and rig.world.generator_volts == 0.0
         log = list(log)  # what the run sent, before closing the rig adds its own
     assert result.status == "complete"
-    levels = [m.rsplit(",", 1)[1] for m in log if m.startswith(":SOUR1:APPL:DC")]
     drive = f"{rig.heater.calibration.drive_for(384.9):.6g}"
-    assert levels[1:6] == ["0", drive, "0", drive, "0"]  # baseline, heat, cool, heat, cool
+    # each heat is a pulse the generator ends by itself, armed while the film is at 0 V
+    pulses = [m.split(",")[1] for m in log if m.startswith(":SOUR1:APPL:PULS")]
+    widths = [m for m in log if m.startswith(":SOUR1:FUNC:PULS:WIDT ")]
+    assert pulses == [drive, drive]
+    assert widths == [":SOUR1:FUNC:PULS:WIDT 2"] * 2
+    levels = [m.rsplit(",", 1)[1] for m in log if m.startswith(":SOUR1:APPL:DC")]
+    assert set(levels) == {"0"}  # between the pulses: 0 V
     assert log[-6:] == [":OUTP1 OFF", ":SYST:ERR?", ":OUTP1?",
                         ":SOUR1:FUNC?", ":SOUR1:VOLT:OFFS?", ":OUTP1?"]  # fmt: skip
     with (protocol.parent / "out" / "frames.csv").open() as f:

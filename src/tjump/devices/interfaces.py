@@ -36,6 +36,10 @@ class Camera(Protocol):
         """The oldest frame not yet read; raises `CameraTimeout` if none comes in time."""
         ...
 
+    def dropped_frames(self, triggers_sent: int) -> int:
+        """How many of `triggers_sent` triggers produced no frame."""
+        ...
+
     def stop(self) -> None:
         """End the sequence; frames already taken stay readable."""
         ...

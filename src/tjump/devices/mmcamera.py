@@ -15,6 +15,7 @@ from tjump.devices.interfaces import CameraFrame
 from tjump.errors import CameraTimeout, DeviceError
 
 _POLL_S = 0.0002
+FRAME_COUNTER_KEY = "FrameCounter"
 
 
 class MicroManagerCamera:
@@ -148,7 +149,8 @@ class MicroManagerCamera:
                 )
             time.sleep(_POLL_S)
         image, meta = core.popNextImageAndMD()
-        number = int(meta.get("ImageNumber", -1))
+        # the camera's own exposure counter where it sends one, else the core's count
+        number = int(meta.get(FRAME_COUNTER_KEY, meta.get("ImageNumber", -1)))
         if number > self._next_number:
             self.numbering_gaps += number - self._next_number
         self._next_number = max(self._next_number, number + 1)

@@ -86,6 +86,12 @@ class Heater:
             self._guarded(lambda: supply.arm_pulse(volts, duration_s))
         return volts
 
+    @property
+    def bounds_heat_steps(self) -> bool:
+        """Whether a heat step can be bounded by the instrument itself (an armed pulse
+        and a wired trigger), so a dead computer cannot leave the heater on."""
+        return self._pulse_trigger is not None and isinstance(self.supply, PulsedSupply)
+
     def fire_heat_pulse(self) -> None:
         """Start the armed heat pulse (through the DAQ's trigger line where wired)."""
         trigger = self._pulse_trigger

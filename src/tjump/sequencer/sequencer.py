@@ -16,7 +16,9 @@ from numpy.typing import NDArray
 from psygnal import SignalInstance
 
 from tjump.analysis import OnlineTraces
-from tjump.errors import LimitError, RunAborted, TjumpError
+from tjump.devices.faults import DroppedFrames
+from tjump.devices.interfaces import CameraFrame
+from tjump.errors import CameraTimeout, LimitError, RunAborted, TjumpError
 from tjump.protocol.schedule import Schedule, Segment
 from tjump.rig.build import Rig
 from tjump.sequencer.events import Progress, RunEvents
@@ -29,6 +31,7 @@ FRAME_TIMEOUT_S = 5.0
 SHUTTER_LINE = "shutter"
 _PROGRESS_EVERY_S = 0.1
 _POLL_S = 0.05
+_BOUNDED_KINDS = ("heat", "ablation")  # steps the instrument ends by itself where it can
 
 
 @dataclass(frozen=True)
@@ -77,6 +80,12 @@ class Sequencer:
         self._watchdog_fired = False
         self._listener_errors = 0
         self._train: PulseTrain | None = None
+        self._dropped = 0  # frames triggered that never arrived
+        self._early_frame: CameraFrame | None = None  # arrived after frames were lost
+        self._armed: dict[int, float] = {}  # heat steps programmed ahead: drive voltage
+        self._following = {
+            a.index: b for a, b in zip(schedule.segments, schedule.segments[1:], strict=False)
+        }
         self._t0 = 0.0  # clock time when the DAQ started
         self._time_above_s = 0.0
         self._experiment_s = 0.0
@@ -176,9 +185,7 @@ class Sequencer:
         self._check_abort()
         self._check_time_above(segment)
         train = self._train_for(segment)
-        with self._heater_lock:
-            self._check_abort()
-            drive = rig.heater.set_temperature(segment.setpoint_K)
+        drive, bounded = self._step_heater(segment)
         if segment.light:
             rig.daq.set_digital(SHUTTER_LINE, True)
         self.writer.log(
@@ -193,8 +200,10 @@ class Sequencer:
             frame=segment.first_frame,
             frame_rate_hz=segment.frame_rate_hz,
             light=segment.light,
+            bounded_by_instrument=bounded,
         )
         self._emit(self.events.segment_started, segment)
+        self._arm_next(segment, drive)
         if train is None:
             self._let_time_pass(segment.duration_s, daq, watchdog)
         else:
@@ -204,6 +213,34 @@ class Sequencer:
         self._experiment_s = self._now()
         self.writer.log("segment_finished", segment=segment.index, time_s=self._experiment_s)
         self._emit(self.events.segment_finished, segment)
+
+    def _step_heater(self, segment: Segment) -> tuple[float, bool]:
+        """Set the heater for `segment`; returns (drive voltage, whether the instrument
+        itself will end it). A heat step armed during the segment before is only fired:
+        the generator ends it after its duration even if this program stops."""
+        heater = self.rig.heater
+        with self._heater_lock:
+            self._check_abort()
+            if segment.kind in _BOUNDED_KINDS and heater.bounds_heat_steps:
+                volts = self._armed.pop(segment.index, None)
+                if volts is None:  # not armed ahead (first step, after a pause): arm now
+                    volts = heater.arm_heat_pulse(segment.setpoint_K, segment.duration_s)
+                heater.fire_heat_pulse()
+                return volts, True
+            self._armed.clear()
+            return heater.set_temperature(segment.setpoint_K), False
+
+    def _arm_next(self, segment: Segment, drive: float) -> None:
+        """While the film is at 0 V, program the next heat step, so that at its frame
+        edge only a trigger is needed."""
+        heater = self.rig.heater
+        following = self._following.get(segment.index)
+        if drive > 0 or following is None or following.kind not in _BOUNDED_KINDS:
+            return
+        if heater.bounds_heat_steps:
+            with self._heater_lock:
+                volts = heater.arm_heat_pulse(following.setpoint_K, following.duration_s)
+            self._armed[following.index] = volts
 
     def _train_for(self, segment: Segment) -> PulseTrain | None:
         """The pulse train for `segment`: the running one if its rate and exposure fit,
@@ -241,13 +278,18 @@ class Sequencer:
         exposure_samples = max(1, math.ceil(segment.exposure_ms / 1e3 * rig.daq.sample_rate_hz))
         last_progress = 0.0
         released = segment.first_frame  # frames whose time the clock has been let reach
-        for f in range(segment.first_frame, segment.end_frame):
+        f = segment.first_frame
+        while f < segment.end_frame:
             self._check_abort()
             watchdog.kick()
             if f >= released - self.lookahead_frames // 2:
                 released = min(f + 1 + self.lookahead_frames, segment.end_frame)
                 rig.clock.run_to(self._t0 + train.time_of(released))
-            frame = rig.camera.next_frame(self.frame_timeout_s)
+            frame = self._next_frame(f)
+            f = self._place(frame, f)
+            if f >= segment.end_frame:  # frames lost up to the end of the segment
+                self._early_frame = frame
+                break
             session_index = train.sample_of(f)
             drive_v, current = daq.mean(session_index, exposure_samples)
             if current > limits.max_current_A:
@@ -277,6 +319,45 @@ class Sequencer:
             if now - last_progress > _PROGRESS_EVERY_S or f + 1 == segment.end_frame:
                 last_progress = now
                 self._emit(self.events.progress, self._progress(segment, f + 1))
+            f += 1
+
+    def _place(self, frame: CameraFrame, expected: int) -> int:
+        """The schedule frame `frame` belongs to, by the camera's own frame counter: a
+        gap means frames were exposed but lost on the way, each one recorded."""
+        index = self.schedule.segments[0].first_frame + frame.number
+        if frame.number < 0 or index <= expected:
+            return expected
+        lost = list(range(expected, index))
+        self._dropped += len(lost)
+        self._log_quietly("frames_dropped", frames=lost, time_s=self._now())
+        return index
+
+    def _next_frame(self, frame: int) -> CameraFrame:
+        """The camera's next frame; if none comes, say how many triggers went unanswered
+        (a dropped frame is counted and recorded, never papered over)."""
+        camera = self.rig.camera
+        if self._early_frame is not None:
+            early, self._early_frame = self._early_frame, None
+            return early
+        try:
+            return camera.next_frame(self.frame_timeout_s)
+        except CameraTimeout as e:
+            triggered = min(self.rig.daq.triggers_sent(), self._frames_expected(frame))
+            missing = camera.dropped_frames(triggered)
+            if missing:
+                self._dropped = max(self._dropped, missing)
+                raise DroppedFrames(
+                    camera.name,
+                    "next_frame",
+                    f"{missing} of {triggered} triggered frames never "
+                    f"arrived (waiting for frame {frame})",
+                    "lower the frame rate or the exposure, or check the camera link",
+                ) from e
+            raise
+
+    def _frames_expected(self, frame: int) -> int:
+        """Frames this session should have had triggered up to and including `frame`."""
+        return frame + 1 - self.schedule.segments[0].first_frame
 
     def _let_time_pass(self, seconds: float, daq: DaqHistory, watchdog: Watchdog) -> None:
         """A wait: time passes (instantly on a virtual clock), the DAQ's samples are still
@@ -327,6 +408,7 @@ class Sequencer:
             rig.daq.stop_triggers()
             self._train = None
         self._make_safe()
+        self._armed.clear()
         self.writer.log("paused", time_s=self._now(), before_segment=segment.index)
         self._set_state("paused")
         paused_at = self._now()
@@ -407,7 +489,12 @@ class Sequencer:
         error (the frames already written are safe)."""
         self._log_quietly("run_finished", status=status, message=message)
         try:
-            self.writer.close(status, message=message, listener_errors=self._listener_errors)
+            self.writer.close(
+                status,
+                message=message,
+                listener_errors=self._listener_errors,
+                dropped_frames=self._dropped,
+            )
         except TjumpError:
             if status != "failed":
                 raise

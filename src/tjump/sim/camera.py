@@ -14,6 +14,7 @@ from pymmcore_plus.experimental.unicore import CameraDevice
 from tjump.sim.world import SimWorld
 
 _WAIT_S = 0.05
+FRAME_COUNTER = "FrameCounter"  # the camera's own count of exposures, in each frame's metadata
 
 
 class SimCamera(CameraDevice):
@@ -51,7 +52,9 @@ class SimCamera(CameraDevice):
                 return
             stall = self.world.camera_stalls_after
             if stall is not None and taken >= stall:
-                continue  # triggers arrive, no frame leaves the camera
+                continue  # triggers arrive, the camera does nothing: a cable is out
+            if scene.index in self.world.camera_drops:
+                continue  # exposed (the counter moves on) but lost on the way
             self.world.renderer.render(scene, get_buffer(shape, np.uint16))
             taken += 1
-            yield {"TriggerIndex": str(scene.index)}
+            yield {FRAME_COUNTER: str(scene.index)}

@@ -51,6 +51,7 @@ class SimWorld:
         self.generator_on = False
         self.digital_lines: dict[str, bool] = {}
         self.camera_stalls_after: int | None = None  # fault injection: cable out after N frames
+        self.camera_drops: set[int] = set()  # fault injection: triggers the camera misses
         self._lock = threading.RLock()
         self._tick = 0
         self._substrate_from = (0.0, 0.0, 0.0)  # (time, rise then, steady rise)
