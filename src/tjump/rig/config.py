@@ -38,6 +38,9 @@ class CameraSettings(_Strict):
     exposure_ms: PositiveFloat = 50.0
     max_frame_rate_hz: PositiveFloat = 200.0
     pixel_size_um: PositiveFloat = 0.37
+    sensor_px: tuple[PositiveInt, PositiveInt] = Field(
+        (640, 480), description="full sensor width, height (the Pike F-032B's by default)"
+    )
 
 
 class DaqSettings(_Strict):

@@ -27,7 +27,13 @@ from tjump.protocol import Protocol, Schedule, check_against_rig, load_protocol
 from tjump.rig import Rig, RigConfig, build_rig, load_calibration, load_rig
 from tjump.sequencer.sequencer import RunResult, Sequencer
 from tjump.storage import RunDirectory
-from tjump.storage.layout import FRAMES_CSV, RUN_CALIBRATION, RUN_PROTOCOL, RUN_RIG
+from tjump.storage.layout import (
+    FRAMES_CSV,
+    RUN_CALIBRATION,
+    RUN_MM_CONFIG,
+    RUN_PROTOCOL,
+    RUN_RIG,
+)
 from tjump.storage.writer import RunWriter
 
 DEFAULT_RIG = Path("configs/rigs/sim.yaml")
@@ -47,9 +53,25 @@ class RunPlan:
     def exposure_ms(self) -> float:
         return self.protocol.exposure_ms or self.rig.camera.exposure_ms
 
+    def frame_shape(self) -> tuple[int, int]:
+        """(rows, columns) of the frames this rig's camera will deliver."""
+        camera = self.rig.devices.camera
+        if camera.roi is not None:
+            width, height = camera.roi[2], camera.roi[3]
+        elif self.rig.kind == "simulated":
+            width, height = self.rig.simulation.sensor.width, self.rig.simulation.sensor.height
+        else:
+            width, height = self.rig.camera.sensor_px
+        return height // camera.binning, width // camera.binning
+
     def bytes_per_frame(self) -> int:
-        sensor = self.rig.simulation.sensor
-        return sensor.width * sensor.height * 2
+        rows, columns = self.frame_shape()
+        return rows * columns * 2
+
+    @property
+    def seed(self) -> int | None:
+        """The simulator's seed; a lab rig has none."""
+        return self.rig.simulation.seed if self.rig.kind == "simulated" else None
 
 
 def plan_run(protocol: Path | str | Protocol, rig_path: Path | str = DEFAULT_RIG) -> RunPlan:
@@ -72,7 +94,7 @@ def default_output(plan: RunPlan) -> Path:
     return Path("runs") / f"{stamp}-{plan.protocol.name}"
 
 
-def _manifest(plan: RunPlan, seed: int, shape: tuple[int, int]) -> dict[str, Any]:
+def _manifest(plan: RunPlan, seed: int | None, shape: tuple[int, int]) -> dict[str, Any]:
     packages = ("numpy", "pymmcore-plus", "tifffile", "pydantic", "nidaqmx", "pyvisa")
     return {
         "tjump_version": __version__,
@@ -108,7 +130,7 @@ def run_plan(
     and keep it for pause, resume and abort. Without `rig`, the plan's rig is built for
     this run and closed after it; a given `rig` stays open (its owner closes it)."""
     output = output or default_output(plan)
-    run_seed = plan.rig.simulation.seed if seed is None else seed
+    run_seed = plan.seed if seed is None else seed
     own_rig = rig is None
     rig = rig or build_rig(plan.rig, run_seed)
     try:
@@ -140,6 +162,10 @@ def _save_inputs(plan: RunPlan, output: Path) -> None:
         (output / RUN_PROTOCOL).write_text(text, encoding="utf-8")
     shutil.copyfile(plan.rig.calibration, output / RUN_CALIBRATION)
     rig = load_yaml(plan.rig_path, "rig") | {"calibration": RUN_CALIBRATION}
+    mm_config = plan.rig.devices.camera.config
+    if mm_config is not None:  # the lab camera's Micro-Manager configuration
+        shutil.copyfile(mm_config, output / RUN_MM_CONFIG)
+        rig["devices"]["camera"]["config"] = RUN_MM_CONFIG
     (output / RUN_RIG).write_text(yaml.safe_dump(rig, sort_keys=False), encoding="utf-8")
 
 

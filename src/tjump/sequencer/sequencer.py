@@ -80,6 +80,9 @@ class Sequencer:
         self._watchdog_fired = False
         self._listener_errors = 0
         self._train: PulseTrain | None = None
+        channels = rig.daq.channels
+        self._drive_column = channels.index("drive_V")
+        self._current_column = channels.index("current_A")
         self._dropped = 0  # frames triggered that never arrived
         self._early_frame: CameraFrame | None = None  # arrived after frames were lost
         self._armed: dict[int, float] = {}  # heat steps programmed ahead: drive voltage
@@ -239,6 +242,7 @@ class Sequencer:
             return
         if heater.bounds_heat_steps:
             with self._heater_lock:
+                self._check_abort()  # the watchdog may have made the heater safe
                 volts = heater.arm_heat_pulse(following.setpoint_K, following.duration_s)
             self._armed[following.index] = volts
 
@@ -291,7 +295,8 @@ class Sequencer:
                 self._early_frame = frame
                 break
             session_index = train.sample_of(f)
-            drive_v, current = daq.mean(session_index, exposure_samples)
+            means = daq.mean(session_index, exposure_samples)
+            drive_v, current = means[self._drive_column], means[self._current_column]
             if current > limits.max_current_A:
                 raise LimitError(
                     "heater",

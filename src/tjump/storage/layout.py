@@ -24,6 +24,7 @@ LIVE_PARTICLES = "live-particles.csv"
 RUN_PROTOCOL = "protocol.yaml"
 RUN_RIG = "rig.yaml"
 RUN_CALIBRATION = "heater-calibration.csv"
+RUN_MM_CONFIG = "micro-manager.cfg"
 LIVE_TRACES = "live-traces.csv"
 
 
