@@ -1,0 +1,344 @@
+"""Opening a recording for analysis: a tjump run directory or the generic format.
+
+Generic format (ARCHITECTURE.md): a folder with `frames.tif` (multi-page TIFF, one page per
+frame, uint16 or float) and `frames.csv` (one row per frame, header with at least
+`frame,time_s,temperature_K`; more columns allowed: `kind` (baseline/heat/cool/ablation)
+and `exposure_s` are used when present, else heating is where the setpoint is raised and the
+exposure is taken to fill the frame period).
+
+Frames are never loaded whole. Each TIFF file becomes a (T, H, W) *view* of the file on disk:
+when the pages' pixel data are uncompressed and regularly spaced (what tifffile writes page by
+page, or as one contiguous series) the view is `np.memmap` + `as_strided` with the page
+spacing as the first stride, so slicing a patch out of every frame reads only the bytes the
+patch needs. Anything else (compressed, tiled or irregular pages) falls back to reading pages
+one at a time. Every problem found is raised as one `InputError` naming the file and what is
+wrong with it.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import tifffile
+from numpy.lib.stride_tricks import as_strided
+from numpy.typing import NDArray
+
+from tjump.errors import InputError
+from tjump.storage.layout import FRAMES_CSV, FRAMES_DIR, MANIFEST, TRUTH_DIR
+
+FloatArray = NDArray[np.float64]
+
+
+@dataclass
+class FrameFile:
+    """One TIFF file's frames: a lazily opened (T, H, W) view."""
+
+    path: Path
+    frames: int
+    shape: tuple[int, int]
+    dtype: np.dtype[Any]
+    first_offset: int | None  # None: pages not regularly spaced -> page-by-page reading
+    stride: int
+
+    def view(self) -> NDArray[Any]:
+        """All frames of the file as a read-only array backed by the file (no copy)."""
+        if self.first_offset is None:
+            return _PagedArray(self).load()
+        h, w = self.shape
+        item = self.dtype.itemsize
+        size = (self.frames - 1) * self.stride + h * w * item
+        raw = np.memmap(self.path, dtype=np.uint8, mode="r", offset=self.first_offset, shape=size)
+        flat = raw.view(self.dtype)
+        view: NDArray[Any] = as_strided(
+            flat, shape=(self.frames, h, w), strides=(self.stride, w * item, item), writeable=False
+        )
+        return view
+
+
+class _PagedArray:
+    """Fallback for TIFFs whose pages cannot be memory-mapped: read them one by one."""
+
+    def __init__(self, file: FrameFile) -> None:
+        self.file = file
+
+    def load(self) -> NDArray[Any]:
+        with tifffile.TiffFile(self.file.path) as tif:
+            return np.stack([page.asarray() for page in tif.pages[: self.file.frames]])
+
+
+def _page_data(page: Any, frame_bytes: int, path: Path) -> tuple[int, int, bool]:
+    """(first data offset, end of data, strips contiguous) of one page."""
+    offsets, counts = page.dataoffsets, page.databytecounts
+    if not offsets or sum(counts) < frame_bytes:
+        raise InputError(f"{path} is truncated or damaged: a page has no complete data")
+    contiguous = all(offsets[i + 1] == offsets[i] + counts[i] for i in range(len(offsets) - 1))
+    return int(offsets[0]), int(offsets[-1] + counts[-1]), contiguous
+
+
+def open_tiff(path: Path, partial: bool = False) -> FrameFile:
+    """Inspect one TIFF file: frame count, shape, dtype, and whether it can be memory-mapped.
+    `partial`: keep the complete pages of a file cut short (a run that crashed) instead of
+    refusing it.
+
+    Regular spacing is checked on a sample of pages (first, second, quarters, last two);
+    when the sample is regular every page's place follows from it, else all pages are read
+    and checked one by one."""
+    try:
+        tif = tifffile.TiffFile(path)
+    except Exception as e:  # tifffile raises many types for a bad file
+        raise InputError(f"{path} is not a readable TIFF file: {e}") from e
+    with tif:
+        try:
+            tif.pages.useframes = True
+            n = len(tif.pages)
+            first = tif.pages[0] if n else None
+        except Exception as e:
+            raise InputError(f"{path} is truncated or damaged: {e}") from e
+        if first is None:
+            raise InputError(f"{path} holds no image")
+        if not isinstance(first, tifffile.TiffPage):
+            raise InputError(f"{path} is truncated or damaged")
+        dtype = np.dtype(first.dtype).newbyteorder(tif.byteorder)
+        if not ((dtype.kind == "u" and dtype.itemsize == 2) or dtype.kind == "f"):
+            raise InputError(
+                f"{path} holds {dtype.name} pixels; tjump analyze needs uint16 or float frames"
+            )
+        if len(first.shape) != 2:
+            raise InputError(
+                f"{path}: each page must be one grey frame (rows, columns), not {first.shape}"
+            )
+        shape = (int(first.shape[0]), int(first.shape[1]))
+        frame_bytes = shape[0] * shape[1] * dtype.itemsize
+        file_size = path.stat().st_size
+        try:
+            sample = sorted({i for i in (0, 1, n // 4, n // 2, 3 * n // 4, n - 2, n - 1) if i >= 0})
+            data = {i: _page_data(tif.pages[i], frame_bytes, path) for i in sample}
+            start = data[0][0]
+            stride = data[1][0] - start if n > 1 else frame_bytes
+            regular = (
+                first.compression == 1
+                and stride >= frame_bytes
+                and stride % dtype.itemsize == 0
+                and all(d[2] and d[0] == start + i * stride for i, d in data.items())
+            )
+            if regular:
+                whole = (file_size - start - frame_bytes) // stride + 1 if file_size > start else 0
+                if whole < n and not (partial and whole > 0):
+                    raise InputError(
+                        f"{path} is truncated: it holds {n} frames but the data of only "
+                        f"{max(whole, 0)} fit in its {file_size} bytes"
+                    )
+                return FrameFile(path, min(n, whole), shape, dtype, start, stride)
+            # irregular or compressed: check every page
+            count = 0
+            for page in tif.pages:
+                _, end, _ = _page_data(page, frame_bytes, path)
+                if end > file_size:
+                    if partial and count:
+                        break
+                    raise InputError(
+                        f"{path} is truncated: frame {count} ends at byte {end} "
+                        f"but the file has {file_size} bytes"
+                    )
+                count += 1
+        except InputError:
+            raise
+        except Exception as e:
+            raise InputError(f"{path} is truncated or damaged: {e}") from e
+    return FrameFile(path, count, shape, dtype, None, stride)
+
+
+@dataclass
+class Recording:
+    """Frames (as per-file views) and the per-frame table, ready for analysis."""
+
+    source: Path
+    files: list[FrameFile]
+    time_s: FloatArray
+    temperature_K: FloatArray
+    kind: list[str] | None  # baseline / heat / cool / ablation / hold, when recorded
+    cycle: NDArray[np.int64] | None
+    frame_period_s: float
+    exposure_s: float
+    pixel_size_um: float | None = None
+    truth_dir: Path | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def frames(self) -> int:
+        return len(self.time_s)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.files[0].shape
+
+    def blocks(self, max_frames: int = 1000) -> Iterator[tuple[int, NDArray[Any]]]:
+        """(first frame, (T, H, W) view) for consecutive blocks of at most `max_frames`."""
+        start = 0
+        for f in self.files:
+            view = f.view()
+            for i in range(0, f.frames, max_frames):
+                block = view[i : i + max_frames]
+                yield start + i, block
+            start += f.frames
+
+    def mean_image(self, first: int, count: int) -> FloatArray:
+        """Mean of frames [first, first + count)."""
+        total = np.zeros(self.shape)
+        n = 0
+        for start, block in self.blocks():
+            lo, hi = max(first - start, 0), min(first + count - start, len(block))
+            if lo < hi:
+                total += block[lo:hi].sum(axis=0, dtype=np.float64)
+                n += hi - lo
+            if start + len(block) >= first + count:
+                break
+        return total / max(n, 1)
+
+
+def _read_table(path: Path) -> dict[str, list[str]]:
+    try:
+        with path.open(newline="", encoding="utf-8") as f:
+            reader = csv.reader(f)
+            header = next(reader, None)
+            if header is None:
+                raise InputError(f"{path} is empty")
+            header = [h.strip() for h in header]
+            columns: dict[str, list[str]] = {h: [] for h in header}
+            for line, row in enumerate(reader, start=2):
+                if not row:
+                    continue
+                if len(row) != len(header):
+                    raise InputError(
+                        f"{path} line {line} has {len(row)} fields, the header has {len(header)}"
+                    )
+                for name, value in zip(header, row, strict=True):
+                    columns[name].append(value)
+    except (OSError, UnicodeDecodeError) as e:
+        raise InputError(f"{path} cannot be read: {e}") from e
+    return columns
+
+
+def _numbers(path: Path, columns: dict[str, list[str]], name: str) -> FloatArray:
+    if name not in columns:
+        raise InputError(
+            f"{path} has no '{name}' column (header: {', '.join(columns)}); "
+            "it needs frame,time_s,temperature_K"
+        )
+    try:
+        values = np.array([float(v) for v in columns[name]], dtype=np.float64)
+    except ValueError as e:
+        raise InputError(f"{path}: column '{name}' holds a value that is not a number: {e}") from e
+    if not np.all(np.isfinite(values)):
+        raise InputError(f"{path}: column '{name}' holds empty or non-finite values")
+    return values
+
+
+def _frame_period(time_s: FloatArray, path: Path) -> float:
+    if len(time_s) < 2:
+        raise InputError(f"{path} has fewer than two frames")
+    steps = np.diff(time_s)
+    if np.any(steps <= 0):
+        raise InputError(f"{path}: time_s must increase from frame to frame")
+    return float(np.median(steps))
+
+
+def open_recording(path: Path) -> Recording:
+    """A run directory (manifest.json) or a generic folder (frames.tif + frames.csv)."""
+    if not path.exists():
+        raise InputError(f"input not found: {path}")
+    if path.is_dir() and (path / MANIFEST).is_file():
+        return _open_run(path)
+    folder = path if path.is_dir() else path.parent
+    tif, table = folder / "frames.tif", folder / FRAMES_CSV
+    if not tif.is_file() or not table.is_file():
+        raise InputError(
+            f"{path} is neither a tjump run directory (manifest.json) nor a generic recording "
+            "(frames.tif + frames.csv)"
+        )
+    return _open_generic(tif, table)
+
+
+def _check_table_length(files: list[FrameFile], table: Path, rows: int) -> None:
+    frames = sum(f.frames for f in files)
+    if frames != rows:
+        raise InputError(
+            f"{table} has {rows} rows but the TIFF holds {frames} frames; they must match"
+        )
+    shapes = {f.shape for f in files}
+    if len(shapes) > 1:
+        raise InputError(f"frame files differ in shape: {sorted(shapes)}")
+
+
+def _open_generic(tif: Path, table: Path) -> Recording:
+    frame_file = open_tiff(tif)
+    columns = _read_table(table)
+    time_s = _numbers(table, columns, "time_s")
+    temperature = _numbers(table, columns, "temperature_K")
+    _check_table_length([frame_file], table, len(time_s))
+    period = _frame_period(time_s, table)
+    kind = columns.get("kind")
+    cycle = (
+        np.array([int(float(c)) for c in columns["cycle"]], dtype=np.int64)
+        if "cycle" in columns
+        else None
+    )
+    exposure = period
+    if "exposure_s" in columns:
+        exposure = min(float(np.median(_numbers(table, columns, "exposure_s"))), period)
+    return Recording(
+        tif.parent, [frame_file], time_s, temperature, kind, cycle, period, exposure_s=exposure
+    )
+
+
+def _open_run(path: Path) -> Recording:
+    try:
+        manifest: dict[str, Any] = json.loads((path / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise InputError(f"{path / MANIFEST} cannot be read: {e}") from e
+    chunks = sorted((path / FRAMES_DIR).glob("*.tif"))
+    if not chunks:
+        raise InputError(f"{path} holds no frames ({FRAMES_DIR}/*.tif)")
+    complete = manifest.get("status") == "complete"
+    files = [open_tiff(c, partial=not complete and c == chunks[-1]) for c in chunks]
+    table = path / FRAMES_CSV
+    if not table.is_file():
+        raise InputError(f"{path} has no {FRAMES_CSV}")
+    columns = _read_table(table)
+    time_s = _numbers(table, columns, "time_s")
+    temperature = _numbers(table, columns, "temperature_K")
+    frames = sum(f.frames for f in files)
+    if not complete and frames < len(time_s):
+        # a run cut short: the table may be ahead of the frames by the frames in flight
+        keep = frames
+        time_s, temperature = time_s[:keep], temperature[:keep]
+        columns = {k: v[:keep] for k, v in columns.items()}
+    _check_table_length(files, table, len(time_s))
+    period = _frame_period(time_s, table)
+    exposure_ms = manifest.get("exposure_ms")
+    exposure = float(exposure_ms) / 1e3 if exposure_ms else period
+    cycle = (
+        np.array([int(float(c)) for c in columns["cycle"]], dtype=np.int64)
+        if "cycle" in columns
+        else None
+    )
+    truth = path / TRUTH_DIR
+    return Recording(
+        path,
+        files,
+        time_s,
+        temperature,
+        columns.get("kind"),
+        cycle,
+        period,
+        exposure_s=min(exposure, period),
+        pixel_size_um=manifest.get("pixel_size_um"),
+        truth_dir=truth if truth.is_dir() else None,
+        extra={"manifest": manifest},
+    )
