@@ -1,4 +1,4 @@
-"""Unattended work from Python: build a protocol, run it with callbacks, look at the result.
+"""Unattended work from Python: build a protocol, run it with callbacks, analyse the result.
 
 Runs on the simulated rig (CI runs it too):
 
@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tjump.analysis.pipeline import analyze_recording, write_analysis
 from tjump.protocol import Protocol
 from tjump.protocol.schedule import Segment
 from tjump.protocol.schema import BaselineStep, SeriesStep
@@ -69,18 +70,16 @@ def main() -> None:
     result = run_plan(plan, output, connect=connect)
     print(f"{result.status}: {result.frames} frames in {result.wall_s:.1f} s -> {output}")
 
-    # 3. the result: frames on disk, and the online traces of every particle
+    # 3. the result: every frame on disk, then particles, events and activation energies
     run = RunDirectory(output)
     assert run.frame_count() == len(run.frames_table()) == result.frames
-    traces = np.loadtxt(output / "live-traces.csv", delimiter=",", skiprows=1)
-    kinds = [row["kind"] for row in run.frames_table()]
-    heat = np.array([k == "heat" for k in kinds])
-    before = traces[: 5 * 10, 1:].mean(axis=0)
-    late_heat = traces[np.flatnonzero(heat)[-20:], 1:].mean(axis=0)
-    dimmed = int(np.sum(late_heat < 0.93 * before))
+    analysis = analyze_recording(output)
+    write_analysis(analysis, output.parent / "analysis", figures=False)
+    switched = np.isfinite(analysis.events.nucleation_s).any(axis=1)
+    ea = np.array([fit.ea_kj_mol for fit in analysis.fits[analysis.series[0]]])
     print(
-        f"{traces.shape[1] - 1} particles traced live; {dimmed} dimmer at the end of the "
-        "last heat than at baseline (switched to high spin)"
+        f"{len(analysis.detections)} particles found, {int(switched.sum())} switched at "
+        f"least once; median Ea {np.nanmedian(ea):.0f} kJ/mol -> {output.parent / 'analysis'}"
     )
 
 

@@ -30,7 +30,8 @@ def test_unattended_example_runs_and_sees_particles_switch(tmp_path: Path) -> No
     )
     assert done.returncode == 0, done.stderr
     assert "complete: " in done.stdout
-    traced = int(done.stdout.split(" particles traced live")[0].split()[-1])
-    switched = int(done.stdout.split("; ")[-1].split()[0])
-    assert traced == 10  # 8 particles and 2 references
+    found = int(done.stdout.split(" particles found")[0].split()[-1])
+    switched = int(done.stdout.split(" switched at least once")[0].split()[-1])
+    assert found == 10  # 8 particles and 2 references
     assert 4 <= switched <= 8  # references never switch
+    assert (tmp_path / "analysis" / "particles.csv").is_file()
