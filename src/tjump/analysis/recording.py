@@ -249,6 +249,19 @@ def _frame_period(time_s: FloatArray, path: Path) -> float:
     return float(np.median(steps))
 
 
+def recorded_step_response(path: Path) -> tuple[tuple[float, float], ...] | None:
+    """The heater's step response a run directory recorded from its rig, if any, as
+    (weight, time constant s) pairs."""
+    try:
+        manifest = json.loads((path / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    pairs = manifest.get("heater_step_response") if isinstance(manifest, dict) else None
+    if not pairs:
+        return None
+    return tuple((float(w), float(tau)) for w, tau in pairs)
+
+
 def open_recording(path: Path) -> Recording:
     """A run directory (manifest.json) or a generic folder (frames.tif + frames.csv)."""
     if not path.exists():

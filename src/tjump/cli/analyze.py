@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from tjump.analysis.pipeline import analyze_recording, summary, write_analysis
+from tjump.analysis.recording import recorded_step_response
 from tjump.analysis.sizing import load_size_calibration
 from tjump.cli.console import console
 from tjump.errors import InputError
@@ -65,19 +66,35 @@ def analyze(
             ),
         ),
     ] = None,
+    setpoints: Annotated[
+        bool,
+        typer.Option(
+            "--setpoints",
+            help="Fit Arrhenius against the setpoints even where the run recorded its "
+            "heater's step response.",
+        ),
+    ] = False,
     figures: Annotated[
         bool, typer.Option("--figures/--no-figures", help="Write figures and report.html.")
     ] = True,
 ) -> None:
-    """Find particles, their nucleation events and their activation energies."""
+    """Find particles, their nucleation events and their activation energies.
+
+    Temperatures are the film's, from the heater's step response where known (given with
+    --thermal-response, or recorded by the run from its rig file), else the setpoints."""
     size_calibration = load_size_calibration(calibration) if calibration is not None else None
+    response = None
+    if thermal_response:
+        response = parse_response(thermal_response)
+    elif not setpoints:
+        response = recorded_step_response(recording)
     with console.status("analysing"):
         analysis = analyze_recording(
             recording,
             size_calibration,
             skip_cycles=skip_cycles,
             ablation_K=ablation_K,
-            response=parse_response(thermal_response) if thermal_response else None,
+            response=response,
         )
         write_analysis(analysis, output, figures=figures)
     s = summary(analysis)

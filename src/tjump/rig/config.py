@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, model_validator
 
 from tjump.files import load_yaml, validate
-from tjump.sim.config import SimConfig
+from tjump.sim.config import SimConfig, ThermalComponent
 
 SIMULATED = "simulated"  # visa_library naming the simulated rig's own instruments
 
@@ -151,7 +151,19 @@ class RigConfig(_Strict):
     camera: CameraSettings = CameraSettings()
     daq: DaqSettings = DaqSettings()
     devices: Devices = Devices()
+    heater_step_response: tuple[ThermalComponent, ...] | None = Field(
+        None,
+        description="the film's measured step response; a simulated rig's is its model's",
+    )
     simulation: SimConfig = SimConfig()
+
+    @property
+    def step_response(self) -> tuple[ThermalComponent, ...] | None:
+        """How the film follows a step of its setpoint, where known: analysis uses it to
+        fit activation energies against the film's lagging temperature."""
+        if self.heater_step_response is None and self.kind == "simulated":
+            return self.simulation.thermal.components
+        return self.heater_step_response
 
     @model_validator(mode="after")
     def _devices_fit_kind(self) -> RigConfig:

@@ -112,6 +112,7 @@ def _manifest(plan: RunPlan, seed: int | None, shape: tuple[int, int]) -> dict[s
         "dtype": "uint16",
         "pixel_size_um": plan.rig.camera.pixel_size_um,
         "daq_sample_rate_hz": plan.rig.daq.sample_rate_hz,
+        "heater_step_response": [[c.weight, c.tau_s] for c in plan.rig.step_response or ()],
         "versions": {"python": platform.python_version()}
         | {name: version(name) for name in packages},
     }
