@@ -79,3 +79,15 @@ def test_abort_stops_at_once_with_the_heater_off(write_file: WriteFile) -> None:
     first_heat = plan.schedule.segments[1].first_frame
     assert result.frames == first_heat + 1
     assert run.frame_count() == len(run.frames_table()) == result.frames
+
+
+def test_one_rig_runs_protocol_after_protocol(write_file: WriteFile) -> None:
+    """A rig kept open (as a GUI or a script keeps it) takes run after run."""
+    rig_file = write_file("rig.yaml", rig_yaml(width=48, height=48, particles=3, references=1))
+    protocol = write_file("p.yaml", series_protocol(cycles=1, heat_s=2, cool_s=1, baseline_s=1))
+    plan = plan_run(protocol, rig_file)
+    with build_rig(plan.rig) as rig:
+        results = [run_plan(plan, protocol.parent / f"out{i}", rig=rig) for i in range(3)]
+        assert rig.heater.is_safe()
+    assert [r.status for r in results] == ["complete"] * 3
+    assert [r.frames for r in results] == [plan.schedule.total_frames] * 3

@@ -3,7 +3,6 @@ its schedule, time, frames and disk; start, pause, resume, abort; progress and a
 
 from __future__ import annotations
 
-import bisect
 import datetime as dt
 from pathlib import Path
 
@@ -168,11 +167,9 @@ class RunControl(QtWidgets.QWidget):
         self.progress_bar.setValue(p.frames_done)
         cycle = f", cycle {p.cycle}" if p.cycle else ""
         where = ""
-        if self.plan is not None and p.frames_done > 0:
+        if self.plan is not None:
             segments = self.plan.schedule.segments
-            starts = [s.first_frame for s in segments if s.frames]
-            taken = [s for s in segments if s.frames]
-            segment = taken[bisect.bisect_right(starts, p.frames_done - 1) - 1]
+            segment = segments[p.segment]
             where = f"step {segment.step}, segment {segment.index + 1} of {len(segments)}: "
             if segment.index != self.schedule.currentRow():
                 self.schedule.selectRow(segment.index)

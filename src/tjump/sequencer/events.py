@@ -12,6 +12,7 @@ from psygnal import Signal, SignalGroup
 class Progress:
     frames_done: int
     frames_total: int
+    segment: int  # index in the schedule
     segment_kind: str
     setpoint_K: float
     cycle: int

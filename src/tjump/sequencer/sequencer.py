@@ -432,6 +432,7 @@ class Sequencer:
         return Progress(
             frames_done - self.schedule.segments[0].first_frame,
             self.schedule.total_frames,
+            segment.index,
             segment.kind,
             segment.setpoint_K,
             segment.cycle,

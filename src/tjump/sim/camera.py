@@ -42,6 +42,7 @@ class SimCamera(CameraDevice):
     ) -> Iterator[Mapping[str, str]]:
         shape, limit = self.shape(), n if n is not None else 2**63
         stop = getattr(threading.current_thread(), "stop_event", threading.Event())
+        self.world.discard_stale_end()
         taken = 0
         while taken < limit and not stop.is_set():
             try:

@@ -100,6 +100,13 @@ class SimWorld:
             self._triggering = False
             self.scenes.put(None)
 
+    def discard_stale_end(self) -> None:
+        """Forget an end-of-triggers mark left by an earlier run, if the camera has just
+        been armed for a new one (scenes already queued for it are kept)."""
+        with self.scenes.mutex:
+            while self.scenes.queue and self.scenes.queue[0] is None:
+                self.scenes.queue.popleft()
+
     def stop_triggers(self) -> None:
         """Stop the camera pulse train; sampling goes on and the camera stays armed."""
         with self._lock:
