@@ -214,6 +214,7 @@ class Sequencer:
         if segment.light:
             rig.daq.set_digital(SHUTTER_LINE, False)
         self._experiment_s = self._now()
+        self.writer.flush_daq()
         self.writer.log("segment_finished", segment=segment.index, time_s=self._experiment_s)
         self._emit(self.events.segment_finished, segment)
 

@@ -58,8 +58,10 @@ class DaqHistory:
     def mean(self, first: int, count: int) -> NDArray[np.float64]:
         """Mean of samples [first, first + count) per channel; older samples are dropped."""
         deadline = time.monotonic() + SAMPLE_TIMEOUT_S
-        self.pull()
         while self._first + len(self._data) < first + count:
+            self.pull()
+            if self._first + len(self._data) >= first + count:
+                break
             if time.monotonic() > deadline:
                 raise DeviceError(
                     self._daq.name,
@@ -67,7 +69,6 @@ class DaqHistory:
                     "check that the DAQ task is running",
                 )
             time.sleep(0.001)
-            self.pull()
         start = first - self._first
         window = self._data[start : start + count]
         self._data = self._data[start:]

@@ -30,6 +30,7 @@ from tjump.storage.layout import (
 )
 
 _TRACE_BLOCK_ROWS = 100
+_DAQ_BLOCK_SAMPLES = 2000
 
 
 def _readable(value: Any) -> str:
@@ -86,6 +87,8 @@ class RunWriter:
         self._traces: TextIOWrapper | None = None
         self._pending_traces: list[NDArray[np.float64]] = []
         self._pending_rows = 0
+        self._pending_daq: list[NDArray[np.float64]] = []
+        self._pending_samples = 0
         self._chunk_file: BufferedWriter | None = None
         self._tiff: tifffile.TiffWriter | None = None
         if resume:
@@ -152,15 +155,26 @@ class RunWriter:
             self._chunk_file = None
 
     def write_daq(self, block: DaqBlock) -> None:
-        """Append DAQ samples."""
+        """Append DAQ samples; they reach the disk in blocks of a few seconds (and at
+        every segment's end), since formatting them row by row costs more than a frame."""
         if not len(block.data):
             return
         index = np.arange(block.first_index, block.end_index) + self.sample_offset
-        table = np.column_stack([index, index / self.daq_rate_hz, block.data])
-        np.savetxt(
-            self._daq_csv, table, fmt=["%d", "%.6f"] + ["%.6g"] * block.data.shape[1], delimiter=","
-        )
+        self._pending_daq.append(np.column_stack([index, index / self.daq_rate_hz, block.data]))
+        self._pending_samples += len(block.data)
+        if self._pending_samples >= _DAQ_BLOCK_SAMPLES:
+            self.flush_daq()
+
+    def flush_daq(self) -> None:
+        """Write the DAQ samples held back."""
+        if not self._pending_daq:
+            return
+        table = np.concatenate(self._pending_daq)
+        fmt = ["%d", "%.6f"] + ["%.6g"] * (table.shape[1] - 2)
+        np.savetxt(self._daq_csv, table, fmt=fmt, delimiter=",")
         self._daq_csv.flush()
+        self._pending_daq.clear()
+        self._pending_samples = 0
 
     def write_live_particles(
         self,
@@ -217,7 +231,7 @@ class RunWriter:
     def close(self, status: str, **fields: Any) -> None:
         """Finish every file and record the final status, as far as the disk allows:
         each step is tried even if one before it failed."""
-        steps = [self._close_chunk, self._flush_traces]
+        steps = [self._close_chunk, self._flush_traces, self.flush_daq]
         files = (self._frames_csv, self._daq_csv, self._log, self._text_log, self._traces)
         steps += [f.close for f in files if f is not None]
         failures = []
