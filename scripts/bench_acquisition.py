@@ -162,6 +162,10 @@ def mda_ome_tiff(frames: np.ndarray, count: int, path: Path) -> float:
     core.definePixelSizeConfig("px")
     core.setPixelSizeUm("px", 0.37)
     core.setPixelSizeConfig("px")
+    # room for every frame, in whole frames (pymmcore-plus 0.18.1's buffer misreports
+    # an overflow otherwise): the figure is MDA's writing, not a race with the camera
+    frame_bytes = frames[0].nbytes
+    core.setCircularBufferMemoryFootprint(count * frame_bytes / 2**20)  # type: ignore[arg-type]
     sequence = useq.MDASequence(time_plan={"interval": 0, "loops": count})
     start = time.perf_counter()
     core.mda.run(sequence, output=str(path))
