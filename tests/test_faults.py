@@ -78,7 +78,7 @@ def test_daq_overflow(
 
     def overflowing_read() -> Any:
         calls["n"] += 1
-        if calls["n"] > 60:
+        if calls["n"] > 10:
             raise DeviceError(rig.daq.name, "input buffer overflowed: samples were lost")
         return read()
 

@@ -17,7 +17,6 @@ from tjump.devices.visa import Identity, VisaInstrument, VisaLibrary, exclusive
 HIGHZ_LIMIT_V = 10.0
 MAX_PULSE_S = 1e5  # the pulse period (1.01 x width) stays within the 1 uHz minimum
 _PERIOD_PER_WIDTH = 1.01  # the pulse's low tail; the next trigger may come after it
-_TOLERANCE_V = 1e-6
 
 PulseTrigger = Literal["external", "manual"]
 
@@ -49,7 +48,7 @@ class RigolDG1000Z:
             self.idn: Identity = self._io.identify(self.maker, self.models)
             self._io.write("*CLS")
             self.set_output(False)
-            self._set(f"{self._out}:IMP INF", f"{self._out}:IMP?", "INFINITY")
+            self._io.set_checked(f"{self._out}:IMP INF", f"{self._out}:IMP?", "INFINITY")
             self.set_dc(0.0)
         except BaseException:
             self._io.close()
@@ -62,7 +61,7 @@ class RigolDG1000Z:
     def describe(self) -> str:
         """Function, level, output and load as the instrument reports them."""
         function = self._io.query(f"{self._src}:FUNC?")
-        offset = self._number(f"{self._src}:VOLT:OFFS?")
+        offset = self._io.number(f"{self._src}:VOLT:OFFS?")
         output = self._io.query(f"{self._out}?")
         load = self._io.query(f"{self._out}:IMP?")
         return f"{function} {offset:g} V, output {output}, load {load}"
@@ -74,11 +73,11 @@ class RigolDG1000Z:
         command = f"{self._src}:APPL:DC DEF,DEF,{volts:.6g}"
         self._check_level(volts, command)
         if self._pulse_armed:
-            self._set(f"{self._src}:BURS OFF", f"{self._src}:BURS?", "OFF")
+            self._io.set_checked(f"{self._src}:BURS OFF", f"{self._src}:BURS?", "OFF")
             self._pulse_armed = False
         self._io.write(command)
         self._io.check_errors(command)
-        self._expect_number(f"{self._src}:VOLT:OFFS?", volts, command)
+        self._io.expect_number(f"{self._src}:VOLT:OFFS?", volts, command)
 
     @exclusive
     def dc_level(self) -> float:
@@ -87,12 +86,12 @@ class RigolDG1000Z:
             raise ReadbackMismatch(
                 self.name, f"{self._src}:FUNC?", f"output is {function}, not a DC level"
             )
-        return self._number(f"{self._src}:VOLT:OFFS?")
+        return self._io.number(f"{self._src}:VOLT:OFFS?")
 
     @exclusive
     def set_output(self, on: bool) -> None:
         state = "ON" if on else "OFF"
-        self._set(f"{self._out} {state}", f"{self._out}?", state)
+        self._io.set_checked(f"{self._out} {state}", f"{self._out}?", state)
 
     @exclusive
     def output_enabled(self) -> bool:
@@ -118,15 +117,15 @@ class RigolDG1000Z:
         self.set_output(False)
         self._pulse_armed = True
         level = float(f"{level_V:.6g}")  # sent as amplitude and half of it as offset: low 0 V
-        self._change(f"{setup} {frequency:.9g},{level:.6g},{level / 2:.7g},0")
-        self._change(f"{src}:FUNC:PULS:WIDT {width_s:.9g}")
-        self._change(f"{src}:BURS:MODE TRIG")
-        self._change(f"{src}:BURS:NCYC 1")
-        self._change(f"{src}:BURS:TRIG:SOUR {source}")
-        self._change(f"{src}:BURS:TRIG:SLOP POS")
-        self._set(f"{src}:BURS:IDLE BOTTOM", f"{src}:BURS:IDLE?", "BOTTOM")
-        self._set(f"{src}:BURS ON", f"{src}:BURS?", "ON")
-        self._expect_number(f"{src}:FUNC:PULS:WIDT?", width_s, "pulse width", relative=1e-6)
+        self._io.change(f"{setup} {frequency:.9g},{level:.6g},{level / 2:.7g},0")
+        self._io.change(f"{src}:FUNC:PULS:WIDT {width_s:.9g}")
+        self._io.change(f"{src}:BURS:MODE TRIG")
+        self._io.change(f"{src}:BURS:NCYC 1")
+        self._io.change(f"{src}:BURS:TRIG:SOUR {source}")
+        self._io.change(f"{src}:BURS:TRIG:SLOP POS")
+        self._io.set_checked(f"{src}:BURS:IDLE BOTTOM", f"{src}:BURS:IDLE?", "BOTTOM")
+        self._io.set_checked(f"{src}:BURS ON", f"{src}:BURS?", "ON")
+        self._io.expect_number(f"{src}:FUNC:PULS:WIDT?", width_s, "pulse width", relative=1e-6)
         self.set_output(True)
 
     @exclusive
@@ -154,30 +153,4 @@ class RigolDG1000Z:
                 self.name,
                 command,
                 f"{volts:g} V is beyond the generator's limit of +-{self.max_level_V:g} V",
-            )
-
-    def _change(self, command: str) -> None:
-        self._io.write(command)
-        self._io.check_errors(command)
-
-    def _set(self, command: str, readback: str, expected: str) -> None:
-        self._change(command)
-        got = self._io.query(readback)
-        if got.upper() != expected:
-            raise ReadbackMismatch(
-                self.name, readback, f"reads {got!r} after {command!r}, expected {expected!r}"
-            )
-
-    def _number(self, query: str) -> float:
-        answer = self._io.query(query)
-        try:
-            return float(answer)
-        except ValueError as e:
-            raise ReadbackMismatch(self.name, query, f"answered {answer!r}, not a number") from e
-
-    def _expect_number(self, query: str, value: float, after: str, relative: float = 1e-5) -> None:
-        got = self._number(query)
-        if abs(got - value) > _TOLERANCE_V + relative * abs(value):
-            raise ReadbackMismatch(
-                self.name, query, f"reads {got:g} after {after!r}, expected {value:g}"
             )

@@ -8,10 +8,8 @@ sending. It cannot bound a heat step by itself (no triggered burst).
 
 from __future__ import annotations
 
-from tjump.devices.faults import DriverLimitError, ReadbackMismatch
+from tjump.devices.faults import DriverLimitError
 from tjump.devices.visa import Identity, VisaInstrument, VisaLibrary, exclusive
-
-_TOLERANCE_V = 1e-6
 
 
 class ScpiSourceMeter:
@@ -37,12 +35,12 @@ class ScpiSourceMeter:
             self.idn: Identity = self._io.identify(self.maker, self.models)
             self._io.write("*CLS")
             self.set_output(False)
-            self._set(":SOUR:FUNC VOLT", ":SOUR:FUNC?", "VOLT")
-            self._set(":SOUR:VOLT:MODE FIXED", ":SOUR:VOLT:MODE?", "FIXED")
-            self._change(':SENS:FUNC "CURR"')
-            self._change(":FORM:ELEM CURR")
-            self._change(f":SENS:CURR:PROT {compliance_A:.6g}")
-            self._expect(":SENS:CURR:PROT?", compliance_A)
+            self._io.set_checked(":SOUR:FUNC VOLT", ":SOUR:FUNC?", "VOLT")
+            self._io.set_checked(":SOUR:VOLT:MODE FIXED", ":SOUR:VOLT:MODE?", "FIXED")
+            self._io.change(':SENS:FUNC "CURR"')
+            self._io.change(":FORM:ELEM CURR")
+            self._io.change(f":SENS:CURR:PROT {compliance_A:.6g}")
+            self._io.expect_number(":SENS:CURR:PROT?", compliance_A)
             self.set_voltage(0.0)
         except BaseException:
             self._io.close()
@@ -54,7 +52,7 @@ class ScpiSourceMeter:
     @exclusive
     def describe(self) -> str:
         return (
-            f"{self.voltage():g} V, compliance {self._number(':SENS:CURR:PROT?'):g} A, "
+            f"{self.voltage():g} V, compliance {self._io.number(':SENS:CURR:PROT?'):g} A, "
             f"output {'ON' if self.output_enabled() else 'OFF'}"
         )
 
@@ -65,16 +63,16 @@ class ScpiSourceMeter:
             raise DriverLimitError(
                 self.name, command, f"{volts:g} V is outside 0..{self.max_voltage_V:g} V"
             )
-        self._change(command)
-        self._expect(":SOUR:VOLT:LEV?", volts)
+        self._io.change(command)
+        self._io.expect_number(":SOUR:VOLT:LEV?", volts)
 
     @exclusive
     def voltage(self) -> float:
-        return self._number(":SOUR:VOLT:LEV?")
+        return self._io.number(":SOUR:VOLT:LEV?")
 
     @exclusive
     def set_output(self, on: bool) -> None:
-        self._set(f":OUTP {int(on)}", ":OUTP?", str(int(on)))
+        self._io.set_checked(f":OUTP {int(on)}", ":OUTP?", str(int(on)))
 
     @exclusive
     def output_enabled(self) -> bool:
@@ -83,7 +81,7 @@ class ScpiSourceMeter:
     @exclusive
     def current(self) -> float:
         """The film's current as measured by the instrument (0 with the output off)."""
-        return self._number(":MEAS:CURR?")
+        return self._io.number(":MEAS:CURR?")
 
     @exclusive
     def close(self) -> None:
@@ -93,27 +91,3 @@ class ScpiSourceMeter:
             pass
         finally:
             self._io.close()
-
-    def _change(self, command: str) -> None:
-        self._io.write(command)
-        self._io.check_errors(command)
-
-    def _set(self, command: str, readback: str, expected: str) -> None:
-        self._change(command)
-        got = self._io.query(readback)
-        if got.upper() != expected:
-            raise ReadbackMismatch(
-                self.name, readback, f"reads {got!r} after {command!r}, expected {expected!r}"
-            )
-
-    def _number(self, query: str) -> float:
-        answer = self._io.query(query)
-        try:
-            return float(answer.split(",")[0])
-        except ValueError as e:
-            raise ReadbackMismatch(self.name, query, f"answered {answer!r}, not a number") from e
-
-    def _expect(self, query: str, value: float) -> None:
-        got = self._number(query)
-        if abs(got - value) > _TOLERANCE_V + 1e-5 * abs(value):
-            raise ReadbackMismatch(self.name, query, f"reads {got:g}, expected {value:g}")

@@ -17,6 +17,7 @@ from pyvisa.resources import MessageBasedResource
 from tjump.devices.faults import (
     InstrumentError,
     NoAnswer,
+    ReadbackMismatch,
     ResourceNotFound,
     VisaIOFault,
     VisaLibraryMissing,
@@ -34,6 +35,7 @@ _NOT_FOUND = (
     constants.StatusCode.error_resource_busy,
 )
 _MAX_ERRORS = 32  # an error queue longer than this is not draining
+_TOLERANCE_V = 1e-6  # readbacks of levels may differ by formatting only
 
 
 class HasSession(Protocol):
@@ -192,6 +194,37 @@ class VisaInstrument:
                 "instrument reported " + "; ".join(found),
                 "the value or command was refused: check the rig file's settings",
             )
+
+    def change(self, command: str) -> None:
+        """Send a setting and check the error queue after it."""
+        self.write(command)
+        self.check_errors(command)
+
+    def set_checked(self, command: str, readback: str, expected: str) -> None:
+        """Send a setting, then read it back (any case) and insist it took."""
+        self.change(command)
+        got = self.query(readback)
+        if got.upper() != expected:
+            raise ReadbackMismatch(
+                self.device, readback, f"reads {got!r} after {command!r}, expected {expected!r}"
+            )
+
+    def number(self, query: str) -> float:
+        """The first number of the answer to `query`."""
+        answer = self.query(query)
+        try:
+            return float(answer.split(",")[0])
+        except ValueError as e:
+            raise ReadbackMismatch(self.device, query, f"answered {answer!r}, not a number") from e
+
+    def expect_number(
+        self, query: str, value: float, after: str = "", relative: float = 1e-5
+    ) -> None:
+        """Read a number back and insist it is `value` (within 1 uV + `relative`)."""
+        got = self.number(query)
+        if abs(got - value) > _TOLERANCE_V + relative * abs(value):
+            where = f" after {after!r}" if after else ""
+            raise ReadbackMismatch(self.device, query, f"reads {got:g}{where}, expected {value:g}")
 
     def close(self) -> None:
         try:
