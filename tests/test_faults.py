@@ -188,7 +188,7 @@ def test_a_dropped_frame_is_detected_counted_and_recorded(
     assert rig.world is not None
     rig.world.camera_drops = {60}
     result = make_sequencer(plan, rig, tmp_path / "out").run()
-    assert result.status == "complete"
+    assert (result.status, result.dropped_frames) == ("complete", 1)
     assert_heater_off(rig)
     run = assert_frames_intact(tmp_path / "out", plan.schedule.total_frames - 1)
     frames = [int(r["frame"]) for r in run.frames_table()]

@@ -196,8 +196,9 @@ def _progress_bar(plan: RunPlan) -> Iterator[Callable[[RunProgress], None]]:
 
 def _summary(result: RunResult) -> str:
     speed = result.experiment_s / result.wall_s if result.wall_s > 0 else 0.0
+    dropped = f" ({result.dropped_frames} dropped)" if result.dropped_frames else ""
     text = (
-        f"{result.status}: {result.frames}/{result.frames_planned} frames, "
+        f"{result.status}: {result.frames}/{result.frames_planned} frames{dropped}, "
         f"{result.experiment_s:.1f} s of experiment in {result.wall_s:.1f} s ({speed:.0f}x) "
         f"-> {result.directory}"
     )

@@ -43,6 +43,7 @@ class RunResult:
     experiment_s: float
     wall_s: float
     message: str = ""
+    dropped_frames: int = 0
 
 
 class Sequencer:
@@ -158,6 +159,7 @@ class Sequencer:
             self._experiment_s,
             time.monotonic() - wall_start,
             message,
+            self._dropped,
         )
         self._emit(self.events.finished, result)
         return result
