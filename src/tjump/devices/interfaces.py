@@ -40,6 +40,10 @@ class Camera(Protocol):
         """How many of `triggers_sent` triggers produced no frame."""
         ...
 
+    def check_frames(self, triggers_sent: int) -> None:
+        """Raise `DroppedFrames` if any of `triggers_sent` triggers produced no frame."""
+        ...
+
     def stop(self) -> None:
         """End the sequence; frames already taken stay readable."""
         ...

@@ -16,7 +16,6 @@ from numpy.typing import NDArray
 from psygnal import SignalInstance
 
 from tjump.analysis import OnlineTraces
-from tjump.devices.faults import DroppedFrames
 from tjump.devices.interfaces import CameraFrame
 from tjump.errors import CameraTimeout, LimitError, RunAborted, TjumpError
 from tjump.protocol.schedule import Schedule, Segment
@@ -349,18 +348,11 @@ class Sequencer:
             return early
         try:
             return camera.next_frame(self.frame_timeout_s)
-        except CameraTimeout as e:
+        except CameraTimeout:
             triggered = min(self.rig.daq.triggers_sent(), self._frames_expected(frame))
-            missing = camera.dropped_frames(triggered)
-            if missing:
-                self._dropped = max(self._dropped, missing)
-                raise DroppedFrames(
-                    camera.name,
-                    "next_frame",
-                    f"{missing} of {triggered} triggered frames never "
-                    f"arrived (waiting for frame {frame})",
-                    "lower the frame rate or the exposure, or check the camera link",
-                ) from e
+            self._dropped = max(self._dropped, camera.dropped_frames(triggered))
+            self._log_quietly("frame_missing", frame=frame, triggered=triggered)
+            camera.check_frames(triggered)  # DroppedFrames, saying how many
             raise
 
     def _frames_expected(self, frame: int) -> int:

@@ -16,7 +16,6 @@ class Watchdog:
         self._on_expire = on_expire
         self._last = time.monotonic()
         self._stop = threading.Event()
-        self.expired = False
         self._thread = threading.Thread(target=self._watch, name="tjump-watchdog", daemon=True)
 
     def __enter__(self) -> Watchdog:
@@ -34,6 +33,5 @@ class Watchdog:
     def _watch(self) -> None:
         while not self._stop.wait(min(0.5, self.timeout_s / 4)):
             if time.monotonic() - self._last > self.timeout_s:
-                self.expired = True
                 self._on_expire()
                 return
