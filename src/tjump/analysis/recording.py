@@ -263,11 +263,16 @@ def recorded_step_response(path: Path) -> tuple[tuple[float, float], ...] | None
 
 
 def open_recording(path: Path) -> Recording:
-    """A run directory (manifest.json) or a generic folder (frames.tif + frames.csv)."""
+    """A run directory (manifest.json), an OME-Zarr export of one (zarr.json), or a generic
+    folder (frames.tif + frames.csv)."""
     if not path.exists():
         raise InputError(f"input not found: {path}")
     if path.is_dir() and (path / MANIFEST).is_file():
         return _open_run(path)
+    if path.is_dir() and (path / "zarr.json").is_file():
+        from tjump.analysis.zarr_recording import open_zarr_recording  # builds on this module
+
+        return open_zarr_recording(path)
     folder = path if path.is_dir() else path.parent
     tif, table = folder / "frames.tif", folder / FRAMES_CSV
     if not tif.is_file() or not table.is_file():

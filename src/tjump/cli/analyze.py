@@ -10,6 +10,7 @@ import typer
 from tjump.analysis.pipeline import analyze_recording, summary, write_analysis
 from tjump.analysis.recording import recorded_step_response
 from tjump.analysis.sizing import load_size_calibration
+from tjump.analysis.zarr_recording import zarr_step_response
 from tjump.cli.console import console
 from tjump.errors import InputError
 
@@ -87,7 +88,7 @@ def analyze(
     if thermal_response:
         response = parse_response(thermal_response)
     elif not setpoints:
-        response = recorded_step_response(recording)
+        response = recorded_step_response(recording) or zarr_step_response(recording)
     with console.status("analysing"):
         analysis = analyze_recording(
             recording,

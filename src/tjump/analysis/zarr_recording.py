@@ -1,0 +1,198 @@
+"""Opening a tjump OME-Zarr export (`tjump export RUN --ome-zarr`) for analysis.
+
+The image is read tile by tile: for each block of frames (one shard, `time_chunk` frames)
+the analysis asks for the pixels around its particles, and only the tiles holding those
+pixels are read and decompressed, all at once on every core. Whole frames are read only for
+the mean images (detection, the report's picture). The per-frame table comes from the
+store's `frames` group, the run's manifest from the root's `tjump` attributes.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import zarr
+from numpy.typing import NDArray
+
+from tjump.analysis.recording import FloatArray, Recording
+from tjump.errors import InputError
+from tjump.storage.zarr_export import FRAMES_GROUP, IMAGE, open_image
+
+ZARR_JSON = "zarr.json"
+
+
+def is_ome_zarr(path: Path) -> bool:
+    """A folder with a Zarr v3 group at its root."""
+    return path.is_dir() and (path / ZARR_JSON).is_file()
+
+
+def zarr_step_response(path: Path) -> tuple[tuple[float, float], ...] | None:
+    """The heater's step response the exported run recorded, if any."""
+    try:
+        attrs: dict[str, Any] = dict(zarr.open_group(path, mode="r").attrs)
+    except Exception:
+        return None
+    manifest = _manifest(attrs)
+    pairs = manifest.get("heater_step_response") if isinstance(manifest, dict) else None
+    if not pairs:
+        return None
+    return tuple((float(w), float(tau)) for w, tau in pairs)
+
+
+class TileBlock:
+    """Frames [start, stop) of the image, read lazily: `block[:, rows, cols]` reads only the
+    tiles holding those pixels and returns (frames, pixels); `block[a:b]` reads whole
+    frames."""
+
+    def __init__(self, image: Any, start: int, stop: int, tile: tuple[int, int]) -> None:
+        self.image = image
+        self.start = start
+        self.stop = stop
+        self.tile = tile
+        self.shape = (stop - start, *(int(n) for n in image.domain.shape[1:]))
+
+    def __len__(self) -> int:
+        return self.stop - self.start
+
+    def __getitem__(self, key: Any) -> NDArray[Any]:
+        if isinstance(key, slice):
+            lo, hi, step = key.indices(len(self))
+            data = self.image[self.start + lo : self.start + hi : step].read().result()
+            return np.asarray(data)
+        if (
+            isinstance(key, tuple)
+            and len(key) == 3
+            and key[0] == slice(None)
+            and not isinstance(key[1], slice)
+        ):
+            return self._pixels(np.asarray(key[1]), np.asarray(key[2]))
+        raise TypeError(f"unsupported selection of a tile block: {key!r}")
+
+    def _pixels(self, rows: NDArray[np.intp], cols: NDArray[np.intp]) -> NDArray[np.uint16]:
+        th, tw = self.tile
+        height, width = self.shape[1:]
+        across = math.ceil(width / tw)
+        keys = (rows // th) * across + cols // tw
+        needed, where = np.unique(keys.ravel(), return_inverse=True)
+        reads = []
+        for k in needed:
+            y0, x0 = int(k // across) * th, int(k % across) * tw
+            region = self.image[
+                self.start : self.stop, y0 : min(y0 + th, height), x0 : min(x0 + tw, width)
+            ]
+            reads.append(region.read())
+        tiles = np.zeros((len(needed), len(self), th, tw), dtype=np.uint16)
+        for i, future in enumerate(reads):
+            data = future.result()
+            tiles[i, :, : data.shape[1], : data.shape[2]] = data
+        picked = tiles[where, :, rows.ravel() % th, cols.ravel() % tw]  # (pixels, frames)
+        return np.ascontiguousarray(picked.T).reshape(len(self), *rows.shape)
+
+
+@dataclass
+class ZarrRecording(Recording):
+    """A recording whose frames are an OME-Zarr image, read by tiles."""
+
+    image: Any = None
+    time_chunk: int = 512
+    tile: tuple[int, int] = (16, 16)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return int(self.image.domain.shape[1]), int(self.image.domain.shape[2])
+
+    def blocks(self, max_frames: int = 1000) -> Iterator[tuple[int, Any]]:
+        """(first frame, TileBlock) for each block of `time_chunk` frames (one shard);
+        `max_frames` is ignored: blocks follow the store's chunks."""
+        for start in range(0, self.frames, self.time_chunk):
+            stop = min(start + self.time_chunk, self.frames)
+            yield start, TileBlock(self.image, start, stop, self.tile)
+
+    def mean_image(self, first: int, count: int) -> FloatArray:
+        """Mean of frames [first, first + count), read a chunk of frames at a time."""
+        total = np.zeros(self.shape)
+        stop = min(first + count, self.frames)
+        for lo in range(first, stop, 64):
+            data = np.asarray(self.image[lo : min(lo + 64, stop)].read().result())
+            total += data.sum(axis=0, dtype=np.float64)
+        return total / max(stop - first, 1)
+
+
+def open_zarr_recording(path: Path) -> ZarrRecording:
+    """Open a tjump OME-Zarr export; one InputError naming what is missing or wrong."""
+    try:
+        root = zarr.open_group(path, mode="r")
+        attrs: dict[str, Any] = dict(root.attrs)
+    except Exception as e:
+        raise InputError(f"{path} is not a readable Zarr store: {e}") from e
+    if "ome" not in attrs or IMAGE not in root:
+        raise InputError(f"{path} is not an OME-Zarr image (no 'ome' metadata or array '0')")
+    if FRAMES_GROUP not in root:
+        raise InputError(
+            f"{path} has no '{FRAMES_GROUP}' table (time_s, temperature_K per frame); "
+            "export it with tjump export --ome-zarr"
+        )
+    table = root[FRAMES_GROUP]
+    if not isinstance(table, zarr.Group):
+        raise InputError(f"{path}/{FRAMES_GROUP} is not a group")
+    if "time_s" not in table or "temperature_K" not in table:
+        raise InputError(f"{path}/{FRAMES_GROUP} needs arrays time_s and temperature_K")
+    image = open_image(path / IMAGE)
+    if image.rank != 3 or image.dtype.numpy_dtype != np.uint16:
+        raise InputError(f"{path}/{IMAGE} must be (t, y, x) uint16 frames")
+    time_s = _values(table, "time_s").astype(np.float64)
+    temperature = _values(table, "temperature_K").astype(np.float64)
+    frames = int(image.domain.shape[0])
+    if len(time_s) != frames or len(temperature) != frames:
+        raise InputError(f"{path}: the image has {frames} frames but the table {len(time_s)} rows")
+    steps = np.diff(time_s)
+    if frames < 2 or np.any(steps <= 0):
+        raise InputError(f"{path}: needs two or more frames with increasing time_s")
+    period = float(np.median(steps))
+    manifest = _manifest(attrs)
+    exposure_ms = manifest.get("exposure_ms")
+    exposure = float(exposure_ms) / 1e3 if exposure_ms else period
+    chunk = image.chunk_layout.read_chunk.shape
+    return ZarrRecording(
+        path,
+        [],
+        time_s,
+        temperature,
+        _categories(table, "kind"),
+        _values(table, "cycle").astype(np.int64) if "cycle" in table else None,
+        period,
+        exposure_s=min(exposure, period),
+        pixel_size_um=manifest.get("pixel_size_um"),
+        extra={"manifest": manifest},
+        image=image,
+        time_chunk=int(chunk[0]),
+        tile=(int(chunk[1]), int(chunk[2])),
+    )
+
+
+def _manifest(attrs: dict[str, Any]) -> dict[str, Any]:
+    section = attrs.get("tjump")
+    manifest = section.get("manifest") if isinstance(section, dict) else None
+    return manifest if isinstance(manifest, dict) else {}
+
+
+def _values(table: zarr.Group, name: str) -> NDArray[Any]:
+    array = table[name]
+    if not isinstance(array, zarr.Array):
+        raise InputError(f"{table.store_path}/{name} is not an array")
+    return np.asarray(array[...])
+
+
+def _categories(table: zarr.Group, name: str) -> list[str] | None:
+    if name not in table:
+        return None
+    codes = _values(table, name)
+    categories = table[name].attrs.get("categories")
+    if not isinstance(categories, list):
+        return [str(v) for v in codes]
+    return [str(categories[int(c)]) for c in codes]

@@ -1,0 +1,252 @@
+"""Export a run to OME-Zarr v0.5 (Zarr v3), laid out for reading particles.
+
+The image is one (t, y, x) uint16 array `0`, cut into small tiles that are long in time
+(`ZarrLayout`: e.g. 512 frames x 16 x 16 px), so a particle's trace is a few tiles per
+block of frames instead of every whole frame. The tiles are compressed (blosc zstd with bit
+shuffle) and packed into one shard per block of frames (one file on disk, with an index, so
+a reader fetches only the tiles it needs). The per-frame table of the run (time, setpoint,
+kind, step, cycle, and any other column of `frames.csv`, such as a film temperature) is a
+group `frames` of 1-D arrays beside the image; the run's manifest is in the root's
+attributes under `tjump`.
+
+zarr-python writes the metadata and the table; the image's tiles go through TensorStore,
+which encodes and writes them on every core (zarr-python's per-tile Python overhead made it
+several times slower at this tile size; scripts/bench_zarr.py). The export streams: one
+block of frames is read while the previous one is written, whatever the run's length; it is
+written under a temporary name and renamed when complete.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import shutil
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import tensorstore as ts
+import tifffile
+import zarr
+from numpy.typing import NDArray
+from zarr.codecs import BloscCname, BloscCodec, BloscShuffle
+
+from tjump.errors import InputError
+from tjump.storage.layout import FRAMES_CSV
+from tjump.storage.reader import RunDirectory
+
+IMAGE = "0"
+FRAMES_GROUP = "frames"
+TABLE_CHUNK = 65536
+
+
+@dataclass(frozen=True)
+class ZarrLayout:
+    """Chunking and compression of the image (scripts/bench_zarr.py measures the choices)."""
+
+    time_chunk: int = 512  # frames per tile and per shard
+    tile: int = 16  # tile side in pixels
+    cname: str = "zstd"
+    clevel: int = 1
+    shuffle: str = "shuffle"  # blosc's byte shuffle; "bitshuffle" or "noshuffle"
+
+
+def export_ome_zarr(
+    run: RunDirectory,
+    path: Path,
+    layout: ZarrLayout | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> int:
+    """Write `run` to an OME-Zarr store at `path`; returns the number of frames.
+
+    `progress(done, total)` is called after each block of frames. Refuses to overwrite an
+    existing path; a failed export removes its partial store."""
+    layout = layout or ZarrLayout()
+    if path.exists():
+        raise InputError(f"{path} already exists; choose another output or remove it first")
+    manifest = run.manifest()
+    columns = _read_columns(run.path / FRAMES_CSV)
+    count = run.frame_count()
+    rows = len(next(iter(columns.values()), []))
+    if count == 0:
+        raise InputError(f"run {run.path} has no frames to export")
+    if count != rows:
+        raise InputError(
+            f"run {run.path} has {count} frames on disk but {rows} rows in {FRAMES_CSV}; "
+            "resume or repair it first"
+        )
+    height, width = (int(n) for n in manifest["frame_shape"])
+    tmp = path.with_name(path.name + ".part")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    try:
+        root = zarr.open_group(tmp, mode="w", zarr_format=3)
+        time_s = np.asarray(columns["time_s"], dtype=np.float64)
+        root.attrs.update(_attributes(run, manifest, time_s, layout))
+        _create_image(root, (count, height, width), layout)
+        image = open_image(tmp / IMAGE, write=True)
+        done = 0
+        pending: Any = None
+        for block in _blocks(run, layout.time_chunk, (height, width)):
+            if pending is not None:
+                pending.result()
+            pending = image[done : done + len(block)].write(block)
+            pending.copy.result()  # the block is copied: its buffer may be refilled
+            done += len(block)
+            if progress is not None:
+                progress(done, count)
+        if pending is not None:
+            pending.result()
+        _write_table(root, columns)
+        tmp.rename(path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return count
+
+
+def open_image(path: Path, write: bool = False) -> Any:
+    """The image array of a store (its `0`) as a TensorStore, for reading or writing."""
+    spec = {"driver": "zarr3", "kvstore": {"driver": "file", "path": str(path)}}
+    return ts.open(spec, open=True, read=True, write=write).result()
+
+
+def _create_image(root: zarr.Group, shape: tuple[int, int, int], layout: ZarrLayout) -> None:
+    _, height, width = shape
+    tile = layout.tile
+    shard = (
+        layout.time_chunk,
+        math.ceil(height / tile) * tile,
+        math.ceil(width / tile) * tile,
+    )
+    root.create_array(
+        IMAGE,
+        shape=shape,
+        dtype="uint16",
+        chunks=(layout.time_chunk, tile, tile),
+        shards=shard,
+        compressors=BloscCodec(
+            cname=BloscCname(layout.cname),
+            clevel=layout.clevel,
+            shuffle=BloscShuffle(layout.shuffle),
+        ),
+        fill_value=0,
+        dimension_names=["t", "y", "x"],
+    )
+
+
+def _attributes(
+    run: RunDirectory, manifest: dict[str, Any], time_s: NDArray[np.float64], layout: ZarrLayout
+) -> dict[str, Any]:
+    period = float(np.median(np.diff(time_s))) if len(time_s) > 1 else 1.0
+    pixel = float(manifest.get("pixel_size_um") or 1.0)
+    unit = "micrometer" if manifest.get("pixel_size_um") else None
+    space = [{"name": a, "type": "space", **({"unit": unit} if unit else {})} for a in "yx"]
+    return {
+        "ome": {
+            "version": "0.5",
+            "multiscales": [
+                {
+                    "name": run.path.name,
+                    "axes": [{"name": "t", "type": "time", "unit": "second"}, *space],
+                    "datasets": [
+                        {
+                            "path": IMAGE,
+                            "coordinateTransformations": [
+                                {"type": "scale", "scale": [period, pixel, pixel]}
+                            ],
+                        }
+                    ],
+                }
+            ],
+        },
+        "tjump": {
+            "source": run.path.name,
+            "frames_table": FRAMES_GROUP,
+            "layout": {
+                "time_chunk": layout.time_chunk,
+                "tile": layout.tile,
+                "compressor": f"blosc {layout.cname} level {layout.clevel} {layout.shuffle}",
+            },
+            "manifest": manifest,
+        },
+    }
+
+
+def _blocks(run: RunDirectory, frames: int, shape: tuple[int, int]) -> Iterator[NDArray[np.uint16]]:
+    """Consecutive blocks of `frames` frames, read page by page into one reused buffer."""
+    buffer = np.empty((frames, *shape), dtype=np.uint16)
+    n = 0
+    for chunk in run.chunk_files():
+        with tifffile.TiffFile(chunk) as tif:
+            for page in tif.pages:
+                image = page.asarray()
+                if image.shape != shape:
+                    raise InputError(
+                        f"{chunk}: a frame of {image.shape} in a run of {shape} frames"
+                    )
+                buffer[n] = image
+                n += 1
+                if n == frames:
+                    yield buffer
+                    n = 0
+    if n:
+        yield buffer[:n]
+
+
+def _read_columns(table: Path) -> dict[str, list[str]]:
+    try:
+        with table.open(newline="", encoding="utf-8") as f:
+            reader = csv.reader(f)
+            header = next(reader, None)
+            if not header:
+                raise InputError(f"{table} is empty")
+            columns: dict[str, list[str]] = {h.strip(): [] for h in header}
+            lists = list(columns.values())
+            for line, row in enumerate(reader, start=2):
+                if not row:
+                    continue
+                if len(row) != len(header):
+                    raise InputError(
+                        f"{table} line {line} has {len(row)} fields, the header {len(header)}"
+                    )
+                for values, value in zip(lists, row, strict=True):
+                    values.append(value)
+    except OSError as e:
+        raise InputError(f"{table} cannot be read: {e}") from e
+    if "time_s" not in columns:
+        raise InputError(f"{table} has no 'time_s' column")
+    return columns
+
+
+def _write_table(root: zarr.Group, columns: dict[str, list[str]]) -> None:
+    """Each column as a 1-D array: integers as int64, numbers as float64, text as codes
+    into the array's `categories` attribute."""
+    group = root.create_group(FRAMES_GROUP, attributes={"columns": list(columns)})
+    for name, values in columns.items():
+        data, attrs = _column(values)
+        array = group.create_array(
+            name,
+            shape=data.shape,
+            dtype=data.dtype,
+            chunks=(min(TABLE_CHUNK, max(len(data), 1)),),
+            attributes=attrs,
+            dimension_names=["t"],
+        )
+        array[:] = data
+
+
+def _column(values: list[str]) -> tuple[NDArray[Any], dict[str, Any]]:
+    try:
+        return np.array([int(v) for v in values], dtype=np.int64), {}
+    except ValueError:
+        pass
+    try:
+        return np.array([float(v) if v else math.nan for v in values], dtype=np.float64), {}
+    except ValueError:
+        pass
+    categories = sorted(set(values))
+    index = {c: i for i, c in enumerate(categories)}
+    return np.array([index[v] for v in values], dtype=np.int16), {"categories": categories}
