@@ -1,59 +1,75 @@
-"""The SCPI source-meter driver: against the pyvisa-sim file of hardware_sims/ (as a lab
-could try it), and as the supply of a simulated rig whose film it drives."""
+"""The SCPI source-meter driver: against the Keithley 2400 model served on a loopback
+socket (as a lab's LAN-to-GPIB or LAN instrument), and as the supply of a simulated rig
+whose film it drives."""
 
 from __future__ import annotations
 
-import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from tjump.cli import app
-from tjump.devices.faults import DriverLimitError, InstrumentError, VisaTimeout
+from tjump.devices.faults import DriverLimitError, InstrumentError, UnknownAnswer, VisaTimeout
 from tjump.devices.sourcemeter import ScpiSourceMeter
 from tjump.errors import DeviceError
 from tjump.rig import Rig, build_rig, load_rig
+from tjump.sim.server import ScpiSocketServer
+from tjump.sim.sourcemeter import SimKeithley2400
 
-from conftest import ROOT, rig_yaml
+from conftest import rig_yaml
 
 WriteFile = Callable[[str, str], Path]
-GPIB = "GPIB0::24::INSTR"
-METER_RIG = f"""
+METER_RIG = """
 devices:
   generator: null
-  supply: {{driver: scpi-source-meter, resource: '{GPIB}', visa_library: simulated}}
+  supply: {driver: scpi-source-meter, resource: 'GPIB0::24::INSTR', visa_library: simulated,
+           timeout_ms: 300}
 """
 
 
 @pytest.fixture
-def pyvisa_sim_file(tmp_path: Path) -> str:
-    """A private copy: pyvisa-sim keeps state per file path within a process."""
-    copy = tmp_path / "keithley-2400.yaml"
-    shutil.copy(ROOT / "hardware_sims" / "keithley-2400.yaml", copy)
-    return f"{copy}@sim"
+def meter() -> Iterator[tuple[SimKeithley2400, ScpiSocketServer]]:
+    model = SimKeithley2400(lambda volts: volts / 100.0)  # a 100 ohm film
+    with ScpiSocketServer(model, lock=model.lock) as server:
+        yield model, server
 
 
-def test_driver_on_the_pyvisa_sim_file(pyvisa_sim_file: str) -> None:
-    meter = ScpiSourceMeter(GPIB, pyvisa_sim_file, max_voltage_V=1.8, compliance_A=0.08)
-    assert meter.identity().startswith("KEITHLEY INSTRUMENTS INC. MODEL 2400 (serial 4000001")
-    assert meter.describe() == "0 V, compliance 0.08 A, output OFF"
-    meter.set_voltage(1.25)
-    meter.set_output(True)
-    assert (meter.voltage(), meter.output_enabled()) == (1.25, True)
-    assert meter.current() == pytest.approx(0.012345)
+def test_driver_over_a_socket(meter: tuple[SimKeithley2400, ScpiSocketServer]) -> None:
+    model, server = meter
+    model.output, model.level_V = True, 0.7  # left on by someone else
+    supply = ScpiSourceMeter(server.resource, "@py", max_voltage_V=1.8, compliance_A=0.08)
+    assert (model.output, model.level_V) == (False, 0.0)  # taken over: off, 0 V
+    assert supply.identity().startswith("KEITHLEY INSTRUMENTS INC. MODEL 2400 (serial 4000001")
+    assert supply.describe() == "0 V, compliance 0.08 A, output OFF"
+    supply.set_voltage(1.25)
+    supply.set_output(True)
+    assert (supply.voltage(), supply.output_enabled()) == (1.25, True)
+    assert supply.current() == pytest.approx(0.0125)
     with pytest.raises(DriverLimitError, match=r"2 V is outside 0..1.8 V; not sent"):
-        meter.set_voltage(2.0)
-    assert meter.voltage() == 1.25
-    meter.close()
+        supply.set_voltage(2.0)
+    assert model.level_V == 1.25
+    supply.close()
+    assert not model.output
 
 
-def test_an_instrument_error_is_named(pyvisa_sim_file: str) -> None:
-    meter = ScpiSourceMeter(GPIB, pyvisa_sim_file, max_voltage_V=30.0)
-    with pytest.raises(InstrumentError, match=r'-113,"Undefined header" \[:SOUR:VOLT:LEV 25\]'):
-        meter.set_voltage(25.0)  # within the rig's limit, beyond the instrument's 21 V
-    meter.close()
+def test_an_instrument_error_is_named(meter: tuple[SimKeithley2400, ScpiSocketServer]) -> None:
+    _, server = meter
+    supply = ScpiSourceMeter(server.resource, "@py", max_voltage_V=30.0)
+    with pytest.raises(InstrumentError, match=r'-222,"Data out of range" \[:SOUR:VOLT:LEV 25\]'):
+        supply.set_voltage(25.0)  # within the rig's limit, beyond the instrument's 21 V
+    supply.close()
+
+
+def test_a_garbled_output_state_is_unknown(meter: tuple[SimKeithley2400, ScpiSocketServer]) -> None:
+    _, server = meter
+    supply = ScpiSourceMeter(server.resource, "@py", timeout_ms=300)
+    server.faults.garbled_answers = 1
+    with pytest.raises(UnknownAnswer, match=r"none of the documented 1, 0: state unknown"):
+        supply.output_enabled()
+    assert supply.output_enabled() is False
+    supply.close()
 
 
 @pytest.fixture
@@ -83,10 +99,11 @@ def test_the_source_meter_drives_the_simulated_film(meter_rig: Rig) -> None:
 
 def test_a_source_meter_fault_leaves_the_film_unpowered(meter_rig: Rig) -> None:
     with meter_rig as rig:
-        assert rig.world is not None and rig.visa is not None
+        assert rig.world is not None
         rig.heater.set_temperature(380.0)
-        rig.visa.instrument(GPIB).answers_to_drop = 1
-        with pytest.raises(VisaTimeout, match=r"source meter .* \[:SYST:ERR\?\]"):
+        faults = rig.servers["supply"].faults
+        faults.late_answers, faults.late_s = 1, 0.5
+        with pytest.raises(VisaTimeout, match=r"source meter .* \[:SOUR:VOLT:LEV .*:SYST:ERR\?\]"):
             rig.heater.set_temperature(384.9)
         assert rig.world.drive_V() == 0.0 and not rig.world.generator_on
 

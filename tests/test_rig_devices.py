@@ -1,9 +1,11 @@
-"""Rig files name their devices; the simulated rig runs through the real drivers, and a
-fault injected into a simulated instrument mid-run leaves the heater at 0 V, output off."""
+"""Rig files name their devices; the simulated rig runs through the real drivers, its
+instruments on loopback sockets reached through pyvisa-py, and a fault injected into a
+simulated instrument mid-run leaves the heater at 0 V, output off."""
 
 from __future__ import annotations
 
 import csv
+import re
 import subprocess
 import sys
 from collections.abc import Callable
@@ -24,7 +26,12 @@ from tjump.storage import RunDirectory
 from conftest import ROOT, rig_yaml, series_protocol
 
 WriteFile = Callable[[str, str], Path]
-RESOURCE = "USB0::0x1AB1::0x0642::DG1ZA000000001::INSTR"
+FAST_TIMEOUT = "devices:\n  generator: {timeout_ms: 300}\n"
+
+
+def commands(log: list[str]) -> list[str]:
+    """Every command of every message, `;`-joined ones split."""
+    return [c for message in log for c in message.split(";")]
 
 
 def small_rig(write_file: WriteFile, extra: str = "") -> Path:
@@ -35,23 +42,24 @@ def test_a_run_drives_the_heater_through_the_rigol_driver(write_file: WriteFile)
     protocol = write_file("p.yaml", series_protocol(cycles=2, heat_s=2, cool_s=1, baseline_s=1))
     plan = plan_run(protocol, small_rig(write_file))
     with build_rig(plan.rig) as rig:
-        assert rig.visa is not None and rig.world is not None
-        log = rig.visa.instrument(RESOURCE).log
+        assert rig.world is not None
+        assert rig.config.devices.generator.resource.startswith("TCPIP0::127.0.0.1::")
+        log = rig.servers["generator"].log
         log.clear()
         result = run_plan(plan, protocol.parent / "out", rig=rig)
         assert not rig.world.generator_on and rig.world.generator_volts == 0.0
-        log = list(log)  # what the run sent, before closing the rig adds its own
+        sent = commands(log)  # what the run sent, before closing the rig adds its own
     assert result.status == "complete"
-    drive = f"{rig.heater.calibration.drive_for(384.9):.6g}"
     # each heat is a pulse the generator ends by itself, armed while the film is at 0 V
-    pulses = [m.split(",")[1] for m in log if m.startswith(":SOUR1:APPL:PULS")]
-    widths = [m for m in log if m.startswith(":SOUR1:FUNC:PULS:WIDT ")]
+    drive = f"{rig.heater.calibration.drive_for(384.9):.7g}"
+    pulses = [m.split(",")[1] for m in sent if m.startswith(":SOUR1:APPL:PULS")]
+    widths = [m for m in sent if m.startswith(":SOUR1:FUNC:PULS:WIDT ")]
     assert pulses == [drive, drive]
     assert widths == [":SOUR1:FUNC:PULS:WIDT 2"] * 2
-    levels = [m.rsplit(",", 1)[1] for m in log if m.startswith(":SOUR1:APPL:DC")]
+    levels = [m.rsplit(",", 1)[1] for m in sent if m.startswith(":SOUR1:APPL:DC")]
     assert set(levels) == {"0"}  # between the pulses: 0 V
-    assert log[-6:] == [":OUTP1 OFF", ":SYST:ERR?", ":OUTP1?",
-                        ":SOUR1:FUNC?", ":SOUR1:VOLT:OFFS?", ":OUTP1?"]  # fmt: skip
+    assert sent[-6:] == [":OUTP1 OFF", ":SYST:ERR?", ":OUTP1?",
+                         ":SOUR1:FUNC?", ":SOUR1:VOLT:OFFS?", ":OUTP1?"]  # fmt: skip
     with (protocol.parent / "out" / "frames.csv").open() as f:
         rows = [r for r in csv.DictReader(f) if r["kind"] == "heat"]
     assert float(rows[-1]["drive_V"]) == pytest.approx(float(drive), abs=0.01)
@@ -60,17 +68,17 @@ def test_a_run_drives_the_heater_through_the_rigol_driver(write_file: WriteFile)
 @pytest.mark.parametrize("fault", ["error", "timeout"])
 def test_a_fault_mid_run_leaves_the_heater_off(write_file: WriteFile, fault: str) -> None:
     protocol = write_file("p.yaml", series_protocol(cycles=2, heat_s=2, cool_s=1, baseline_s=1))
-    plan = plan_run(protocol, small_rig(write_file))
+    plan = plan_run(protocol, small_rig(write_file, FAST_TIMEOUT))
     with build_rig(plan.rig) as rig:
-        assert rig.visa is not None and rig.world is not None
-        instrument = rig.visa.instrument(RESOURCE)
+        assert rig.world is not None
+        instrument = rig.servers["generator"]
 
         def connect(seq: Sequencer) -> None:
             def inject(segment: Segment) -> None:
                 if segment.kind == "cool" and fault == "error":
                     instrument.model.errors.push((-330, "Self-test failed"))  # type: ignore[attr-defined]
                 elif segment.kind == "cool":
-                    instrument.answers_to_drop = 1
+                    instrument.faults.late_answers, instrument.faults.late_s = 1, 0.5
 
             seq.events.segment_finished.connect(inject)
 
@@ -112,10 +120,31 @@ def test_the_rig_files_name_real_drivers_over_simulated_instruments() -> None:
         assert rig.devices.camera.driver == "micro-manager"
 
 
-def test_a_simulated_rig_cannot_name_a_lab_library(write_file: WriteFile) -> None:
+def test_a_simulated_rig_serves_its_instruments_where_the_rig_file_says(
+    write_file: WriteFile,
+) -> None:
+    extra = (
+        "devices:\n  generator: {resource: 'TCPIP0::127.0.0.1::0::SOCKET', visa_library: '@py'}\n"
+    )
+    with build_rig(load_rig(small_rig(write_file, extra))) as rig:
+        port = rig.servers["generator"].port
+        assert port > 0
+        assert rig.config.devices.generator.resource == f"TCPIP0::127.0.0.1::{port}::SOCKET"
+        assert rig.heater.is_safe()
+
+
+def test_a_simulated_rig_cannot_drive_a_lab_instrument(write_file: WriteFile) -> None:
     extra = "devices:\n  generator: {resource: 'TCPIP0::10.0.0.5::INSTR', visa_library: '@py'}\n"
-    with pytest.raises(InputError, match="visa_library must be 'simulated' exactly when"):
-        load_rig(small_rig(write_file, extra))
+    with pytest.raises(InputError, match=r"devices\.generator: a simulated rig serves its own"):
+        build_rig(load_rig(small_rig(write_file, extra)))
+
+
+def test_a_lab_rig_cannot_name_the_simulated_instruments(write_file: WriteFile) -> None:
+    lab = (ROOT / "configs" / "rigs" / "lab.yaml").read_text()
+    bad = re.sub(r"visa_library: .*", "visa_library: simulated", lab, count=1)
+    path = write_file("lab.yaml", bad)
+    with pytest.raises(InputError, match="visa_library 'simulated' is for a simulated rig only"):
+        load_rig(path)
 
 
 def test_the_amplifier_gain_must_match_the_simulated_one(write_file: WriteFile) -> None:
@@ -128,7 +157,7 @@ def test_devices_check_lists_every_device_and_leaves_them_off(write_file: WriteF
     rig = str(small_rig(write_file))
     result = CliRunner().invoke(app, ["devices", "check", "--rig", rig], env={"COLUMNS": "250"})
     assert result.exit_code == 0, result.output
-    for text in ("generator", "DG1062Z", "load INFINITY", "supply", "daq", "camera", "heater",
+    for text in ("generator", "DG1062Z", "load HighZ", "supply", "daq", "camera", "heater",
                  "0 V, output off (read back)", "<= 480 K"):  # fmt: skip
         assert text in result.output
 
@@ -154,15 +183,15 @@ def test_devices_check_on_a_bad_rig_file_is_one_message(write_file: WriteFile) -
 
 
 def _lab_software_missing() -> bool:
-    """True on a machine without NI-VISA/pyvisa-py, NI-DAQmx and Micro-Manager (like CI)."""
-    import pyvisa
-
+    """True on a machine without NI-DAQmx, USB access for pyvisa-py and Micro-Manager
+    (like CI)."""
     from tjump.devices.nidaq import nidaqmx
 
     try:
-        pyvisa.ResourceManager("")
+        import usb  # type: ignore[import-not-found]  # noqa: F401
+
         return False
-    except (ValueError, OSError):
+    except ImportError:
         pass
     try:
         nidaqmx.system.System.local().driver_version  # noqa: B018
@@ -178,6 +207,6 @@ def test_devices_check_on_the_lab_rig_names_each_missing_device() -> None:
     assert result.exit_code == 1
     out = result.output
     assert "error: generator (Rigol DG1000Z at USB0::0x1AB1::0x0642::DG1ZA" in out
-    assert "no VISA library" in out
+    assert "cannot open this kind of resource: Please install PyUSB" in out
     assert "error: daq (NI Dev1): NI-DAQmx is not installed on this computer" in out
     assert "error: camera: cannot load Micro-Manager config" in out and "pike-f032b.cfg" in out

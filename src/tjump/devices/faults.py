@@ -42,6 +42,15 @@ class VisaTimeout(InstrumentFault):
     """A query got no answer within the VISA timeout during operation."""
 
 
+class ConnectionLost(InstrumentFault):
+    """The connection to the instrument was reset or closed (a socket, a USB cable)."""
+
+
+class UnknownAnswer(InstrumentFault):
+    """An answer that is none of the forms the instrument documents: the state it would
+    have told is unknown (never taken as safe)."""
+
+
 class VisaIOFault(InstrumentFault):
     """Any other VISA input/output failure."""
 

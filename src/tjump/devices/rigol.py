@@ -1,10 +1,16 @@
-"""Rigol DG1000Z function generator (DG1022Z, DG1062Z) over VISA (USB-TMC or LAN).
+"""Rigol DG1000Z function generator (DG1022Z, DG1032Z, DG1062Z) over VISA: USB-TMC, LAN
+VXI-11 or the LAN raw socket (port 5555).
 
-Every change is followed by draining `:SYST:ERR?` and reading the value back. Levels
-beyond the instrument's limit (10 V into HighZ) or the rig's lower one are refused before
-anything is sent. A heat pulse of fixed length is a one-cycle pulse burst on a trigger
-(external: a DAQ line; manual: `:BURS:TRIG:IMM`), idling at 0 V, so the instrument ends
-the heat on time by itself.
+Every change goes out with the `:SYST:ERR?` that checks it and is read back. Levels beyond
+the instrument's limit (10 V into HighZ) or the rig's lower one are refused before anything
+is sent. A heat pulse of fixed length is a one-cycle pulse burst on a trigger (external: a
+DAQ line; manual: `:BURS:TRIG:IMM`), idling at 0 V, so the instrument ends the heat on time
+by itself.
+
+Readbacks are taken in the forms the DG1000Z Programming Guide (Rigol, chapter 2 "Command
+System") documents for each query, cited beside each; numbers are compared as numbers at
+the 7 significant digits the guide's return formats print. Any other answer is unknown,
+never taken as the safe one.
 """
 
 from __future__ import annotations
@@ -15,8 +21,19 @@ from tjump.devices.faults import DriverLimitError, ReadbackMismatch
 from tjump.devices.visa import Identity, VisaInstrument, VisaLibrary, exclusive
 
 HIGHZ_LIMIT_V = 10.0
+HIGHZ_READS_OHM = 9.9e37  # `:OUTP:IMP?` for an INFinity load (guide p. 2-56)
 MAX_PULSE_S = 1e5  # the pulse period (1.01 x width) stays within the 1 uHz minimum
+DIGITS = 7  # "scientific notation with 7 effective digits" (guide, return formats)
+LEVEL_RESOLUTION_V = 1e-6
 _PERIOD_PER_WIDTH = 1.01  # the pulse's low tail; the next trigger may come after it
+
+# documented answers, as {answer: meaning}
+_ON_OFF = {"ON": "ON", "OFF": "OFF"}  # :OUTPut[<n>][:STATe]?, [:SOURce<n>]:BURSt[:STATe]?
+_IDLE = {k: k for k in ("FPT", "TOP", "CENTER", "BOTTOM")}  # [:SOURce<n>]:BURSt:IDLE?
+_FUNCTIONS = {  # [:SOURce<n>]:FUNCtion?: PULSE spelled out, PULS accepted as its short form
+    "SIN": "SIN", "SQU": "SQU", "RAMP": "RAMP", "PULSE": "PULSE", "PULS": "PULSE",
+    "NOISE": "NOISE", "USER": "USER", "HARM": "HARM", "DC": "DC",
+}  # fmt: skip
 
 PulseTrigger = Literal["external", "manual"]
 
@@ -25,7 +42,7 @@ class RigolDG1000Z:
     """One channel of a DG1000Z driving a high-impedance input."""
 
     maker = "Rigol Technologies"
-    models = ("DG1",)
+    models = ("DG1022Z", "DG1032Z", "DG1062Z")
 
     def __init__(
         self,
@@ -42,14 +59,10 @@ class RigolDG1000Z:
         self.pulse_trigger = pulse_trigger
         self._src = f":SOUR{channel}"
         self._out = f":OUTP{channel}"
-        self._pulse_armed = False
         self._io = VisaInstrument(self.name, resource, visa_library, timeout_ms)
         try:
             self.idn: Identity = self._io.identify(self.maker, self.models)
-            self._io.write("*CLS")
-            self.set_output(False)
-            self._io.set_checked(f"{self._out}:IMP INF", f"{self._out}:IMP?", "INFINITY")
-            self.set_dc(0.0)
+            self._take_over()
         except BaseException:
             self._io.close()
             raise
@@ -57,32 +70,51 @@ class RigolDG1000Z:
     def identity(self) -> str:
         return str(self.idn)
 
+    @property
+    def session(self) -> VisaInstrument:
+        """The VISA session (round trips, TCP_NODELAY), for `devices check`."""
+        return self._io
+
+    @exclusive
+    def _take_over(self) -> None:
+        """Whatever a crashed run left (an armed burst, the output on, queued errors):
+        output off first, then DC 0 V (which has no burst) into HighZ, all read back."""
+        src, out = self._src, self._out
+        self._io.change("*CLS", f"{out} OFF", f"{src}:APPL:DC DEF,DEF,0", f"{out}:IMP INF")
+        self._io.expect(f"{out}?", _ON_OFF, "OFF", f"{out} OFF")
+        self._io.expect(f"{src}:BURS?", _ON_OFF, "OFF", f"{src}:APPL:DC")
+        load = self._io.number(f"{out}:IMP?")
+        if load < HIGHZ_READS_OHM:
+            raise ReadbackMismatch(
+                self.name, f"{out}:IMP?", f"reads {load:g} ohm after {out}:IMP INF, not HighZ"
+            )
+        self._dc_level_checked(0.0, "APPL:DC")
+
     @exclusive
     def describe(self) -> str:
         """Function, level, output and load as the instrument reports them."""
-        function = self._io.query(f"{self._src}:FUNC?")
+        function = self._io.choice(f"{self._src}:FUNC?", _FUNCTIONS)
         offset = self._io.number(f"{self._src}:VOLT:OFFS?")
-        output = self._io.query(f"{self._out}?")
-        load = self._io.query(f"{self._out}:IMP?")
-        return f"{function} {offset:g} V, output {output}, load {load}"
+        output = self._io.choice(f"{self._out}?", _ON_OFF)
+        load = self._io.number(f"{self._out}:IMP?")
+        shown = "HighZ" if load >= HIGHZ_READS_OHM else f"{load:g} ohm"
+        return f"{function} {offset:g} V, output {output}, load {shown}"
 
     # -- DC level and output -----------------------------------------------------
 
     @exclusive
     def set_dc(self, volts: float) -> None:
-        command = f"{self._src}:APPL:DC DEF,DEF,{volts:.6g}"
+        command = f"{self._src}:APPL:DC DEF,DEF,{volts:.{DIGITS}g}"
         self._check_level(volts, command)
-        if self._pulse_armed:
-            self._io.set_checked(f"{self._src}:BURS OFF", f"{self._src}:BURS?", "OFF")
-            self._pulse_armed = False
-        self._io.write(command)
-        self._io.check_errors(command)
-        self._io.expect_number(f"{self._src}:VOLT:OFFS?", volts, command)
+        self._io.change(command)  # DC has no burst mode: this also ends an armed pulse
+        self._io.expect_number(
+            f"{self._src}:VOLT:OFFS?", volts, command, DIGITS, LEVEL_RESOLUTION_V
+        )
 
     @exclusive
     def dc_level(self) -> float:
-        function = self._io.query(f"{self._src}:FUNC?")
-        if function.upper() != "DC":
+        function = self._io.choice(f"{self._src}:FUNC?", _FUNCTIONS)
+        if function != "DC":
             raise ReadbackMismatch(
                 self.name, f"{self._src}:FUNC?", f"output is {function}, not a DC level"
             )
@@ -91,18 +123,21 @@ class RigolDG1000Z:
     @exclusive
     def set_output(self, on: bool) -> None:
         state = "ON" if on else "OFF"
-        self._io.set_checked(f"{self._out} {state}", f"{self._out}?", state)
+        self._io.change(f"{self._out} {state}")
+        self._io.expect(f"{self._out}?", _ON_OFF, state, f"{self._out} {state}")
 
     @exclusive
     def output_enabled(self) -> bool:
-        return self._io.query(f"{self._out}?").upper() == "ON"
+        """True or False only as the instrument documents it; anything else raises."""
+        return self._io.choice(f"{self._out}?", _ON_OFF) == "ON"
 
     # -- instrument-bounded heat pulse -------------------------------------------
 
     @exclusive
     def arm_pulse(self, level_V: float, width_s: float) -> None:
         """Output off, program one pulse of `level_V` for `width_s` on the trigger,
-        idling at 0 V, then output on (still at 0 V until triggered)."""
+        idling at 0 V, then output on (still at 0 V until triggered). Eight round trips:
+        one for all settings, five readbacks, output on and its readback."""
         src = self._src
         setup = f"{src}:APPL:PULS"
         if not level_V > 0.0:
@@ -114,38 +149,49 @@ class RigolDG1000Z:
             )
         source = "EXT" if self.pulse_trigger == "external" else "MAN"
         frequency = 1.0 / (width_s * _PERIOD_PER_WIDTH)
-        self.set_output(False)
-        self._pulse_armed = True
-        level = float(f"{level_V:.6g}")  # sent as amplitude and half of it as offset: low 0 V
-        self._io.change(f"{setup} {frequency:.9g},{level:.6g},{level / 2:.7g},0")
-        self._io.change(f"{src}:FUNC:PULS:WIDT {width_s:.9g}")
-        self._io.change(f"{src}:BURS:MODE TRIG")
-        self._io.change(f"{src}:BURS:NCYC 1")
-        self._io.change(f"{src}:BURS:TRIG:SOUR {source}")
-        self._io.change(f"{src}:BURS:TRIG:SLOP POS")
-        self._io.set_checked(f"{src}:BURS:IDLE BOTTOM", f"{src}:BURS:IDLE?", "BOTTOM")
-        self._io.set_checked(f"{src}:BURS ON", f"{src}:BURS?", "ON")
-        self._io.expect_number(f"{src}:FUNC:PULS:WIDT?", width_s, "pulse width", relative=1e-6)
+        level = float(f"{level_V:.{DIGITS}g}")  # amplitude, and half of it as offset: low 0 V
+        pulse = f"{setup} {frequency:.9g},{level:.{DIGITS}g},{level / 2:.{DIGITS}g},0"
+        self._io.change(
+            f"{self._out} OFF",
+            pulse,
+            f"{src}:FUNC:PULS:WIDT {width_s:.9g}",
+            f"{src}:BURS:MODE TRIG",
+            f"{src}:BURS:NCYC 1",
+            f"{src}:BURS:TRIG:SOUR {source}",
+            f"{src}:BURS:TRIG:SLOP POS",
+            f"{src}:BURS:IDLE BOTTOM",
+            f"{src}:BURS ON",
+        )
+        io = self._io
+        io.expect(f"{src}:BURS?", _ON_OFF, "ON", f"{src}:BURS ON")
+        io.expect(f"{src}:BURS:IDLE?", _IDLE, "BOTTOM", f"{src}:BURS:IDLE BOTTOM")
+        io.expect_number(f"{src}:FUNC:PULS:WIDT?", width_s, "pulse width", DIGITS)
+        io.expect_number(f"{src}:VOLT?", level, pulse, DIGITS, LEVEL_RESOLUTION_V)
+        io.expect_number(f"{src}:VOLT:OFFS?", level / 2, pulse, DIGITS, LEVEL_RESOLUTION_V)
         self.set_output(True)
 
     @exclusive
     def fire_pulse(self) -> None:
-        command = f"{self._src}:BURS:TRIG:IMM"
-        self._io.write(command)
-        self._io.check_errors(command)
+        self._io.change(f"{self._src}:BURS:TRIG:IMM")
 
     @exclusive
     def close(self) -> None:
         """Output off, then let go of the session (best effort: the heater facade has
         already verified the safe state)."""
         try:
-            self._io.write(f"{self._out} OFF")
+            self._io.send(f"{self._out} OFF")
         except Exception:  # closing must not hide the error that led here
             pass
         finally:
             self._io.close()
 
     # -- helpers -------------------------------------------------------------------
+
+    def _dc_level_checked(self, volts: float, after: str) -> None:
+        function = self._io.choice(f"{self._src}:FUNC?", _FUNCTIONS)
+        if function != "DC":
+            raise ReadbackMismatch(self.name, f"{self._src}:FUNC?", f"is {function} after {after}")
+        self._io.expect_number(f"{self._src}:VOLT:OFFS?", volts, after, DIGITS, LEVEL_RESOLUTION_V)
 
     def _check_level(self, volts: float, command: str) -> None:
         if not abs(volts) <= self.max_level_V:

@@ -4,7 +4,7 @@ behind the same real drivers wherever the transport allows (VISA, Micro-Manager)
 from __future__ import annotations
 
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from tjump.clock import Clock, RealClock
@@ -12,7 +12,7 @@ from tjump.devices.interfaces import Camera, Daq
 from tjump.rig import connect, simulated
 from tjump.rig.config import RigConfig, load_rig
 from tjump.rig.heater import Heater
-from tjump.sim.visa import SimVisaLibrary
+from tjump.sim.server import ScpiSocketServer
 from tjump.sim.world import SimWorld
 
 
@@ -26,7 +26,7 @@ class Rig:
     daq: Daq
     heater: Heater
     world: SimWorld | None = None
-    visa: SimVisaLibrary | None = None  # the simulated instruments, for tests and faults
+    servers: dict[str, ScpiSocketServer] = field(default_factory=dict)  # simulated instruments
 
     def __enter__(self) -> Rig:
         return self
@@ -37,6 +37,8 @@ class Rig:
     def close(self) -> None:
         """Leave the heater safe, then let go of every device, whatever fails."""
         with ExitStack() as stack:
+            for server in self.servers.values():  # last: the drivers say goodbye first
+                stack.callback(server.close)
             stack.callback(self.camera.close)
             stack.callback(self.daq.close)
             stack.callback(self.heater.supply.close)
@@ -47,9 +49,14 @@ def build_rig(config: RigConfig, seed: int | None = None) -> Rig:
     """Connect the devices of `config`, heater made safe; `seed` overrides the
     simulator's seed. On any failure, what was already connected is closed again."""
     if config.kind == "simulated":
-        clock, world, visa, wired = simulated.instruments(config, seed)
-        camera, daq, heater = simulated.devices(config, world, visa, wired)
-        return Rig(config, clock, camera, daq, heater, world, visa)
+        config, clock, world, servers, wired = simulated.instruments(config, seed)
+        try:
+            camera, daq, heater = simulated.devices(config, world, wired)
+        except BaseException:
+            for server in servers.values():
+                server.close()
+            raise
+        return Rig(config, clock, camera, daq, heater, world, servers)
     with ExitStack() as stack:
         lab_camera = connect.lab_camera(config)
         stack.callback(lab_camera.close)

@@ -53,8 +53,8 @@ class VisaConnection(_Strict):
     resource: str = Field(description="VISA resource, e.g. USB0::0x1AB1::0x0642::DG1ZA...::INSTR")
     visa_library: str = Field(
         "",
-        description='"" for the system VISA, "@py" for pyvisa-py, "<file>.yaml@sim" for a '
-        'pyvisa-sim file, "simulated" for the simulated rig\'s own instruments',
+        description='"" for the system VISA, "@py" for pyvisa-py, "simulated" for the '
+        "simulated rig's own instruments (served on a loopback socket)",
     )
     timeout_ms: PositiveInt = 2000
 
@@ -170,12 +170,14 @@ class RigConfig(_Strict):
         d = self.devices
         simulated = self.kind == "simulated"
         for role, device in (("generator", d.generator), ("supply", d.supply)):
-            if isinstance(device, VisaConnection) and simulated != (
-                device.visa_library == SIMULATED
+            if (
+                isinstance(device, VisaConnection)
+                and not simulated
+                and (device.visa_library == SIMULATED)
             ):
                 raise ValueError(
-                    f"devices.{role}.visa_library must be '{SIMULATED}' exactly when kind is "
-                    f"'simulated' (the simulated heater follows the simulated instruments)"
+                    f"devices.{role}.visa_library '{SIMULATED}' is for a simulated rig only "
+                    f"(the simulated heater follows the simulated instruments)"
                 )
         if isinstance(d.supply, AmplifierConfig) and d.generator is None:
             raise ValueError("devices.generator: the amplifier supply needs a generator")

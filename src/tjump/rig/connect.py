@@ -17,7 +17,6 @@ from tjump.errors import DeviceError
 from tjump.rig.calibration import load_calibration
 from tjump.rig.config import NiDaqConfig, RigConfig, SourceMeterConfig
 from tjump.rig.heater import Heater
-from tjump.sim.visa import SimVisaLibrary
 
 GENERATOR_TRIGGER_LINE = "generator_trigger"  # DAQ line wired to the generator's trigger in
 
@@ -65,21 +64,22 @@ def lab_daq(config: RigConfig) -> NiDaq:
     return NiDaq(layout, config.daq.sample_rate_hz)
 
 
-def supply(config: RigConfig, sim_visa: SimVisaLibrary | None = None) -> HeaterSupply:
-    """The heater supply (and the generator driving it). `sim_visa` holds the simulated
-    instruments; without it each instrument names its own VISA library."""
+def supply(config: RigConfig) -> HeaterSupply:
+    """The heater supply (and the generator driving it), each instrument at the VISA
+    resource and library its section of the rig file names."""
     limits, devices = config.limits, config.devices
     s = devices.supply
     if isinstance(s, SourceMeterConfig):
         compliance = min(s.compliance_A or limits.max_current_A, limits.max_current_A)
-        library = sim_visa if sim_visa is not None else s.visa_library
-        return ScpiSourceMeter(s.resource, library, limits.max_drive_V, compliance, s.timeout_ms)
+        return ScpiSourceMeter(
+            s.resource, s.visa_library, limits.max_drive_V, compliance, s.timeout_ms
+        )
     g = devices.generator
     if g is None:
         raise DeviceError("supply", "the amplifier needs devices.generator")
     generator = RigolDG1000Z(
         g.resource,
-        sim_visa if sim_visa is not None else g.visa_library,
+        g.visa_library,
         channel=g.channel,
         max_level_V=limits.max_drive_V / s.gain,
         pulse_trigger=g.pulse_trigger,

@@ -1,8 +1,11 @@
 """The simulated rig: the world and its instrument models behind the same real drivers
-the lab uses, wherever the transport allows (VISA, Micro-Manager); the DAQ is simulated."""
+the lab uses. Each SCPI instrument model is served on a loopback TCP socket and reached
+through pyvisa-py (`@py`), as a LAN instrument's raw socket port; the camera runs in
+Micro-Manager's core; the DAQ is simulated."""
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
 from collections.abc import Callable
 from contextlib import ExitStack
@@ -10,36 +13,42 @@ from functools import partial
 
 import numpy as np
 from pymmcore_plus.experimental.unicore import UniMMCore
+from pyvisa import rname
 
 from tjump.clock import VirtualClock
 from tjump.devices.mmcamera import MicroManagerCamera
+from tjump.errors import InputError
 from tjump.rig import connect
-from tjump.rig.config import RigConfig, SourceMeterConfig
+from tjump.rig.config import SIMULATED, RigConfig, SourceMeterConfig, VisaConnection
 from tjump.rig.heater import Heater
 from tjump.sim.camera import SimCamera
 from tjump.sim.devices import SimDaq
 from tjump.sim.rigol import SimRigolDG1000Z
+from tjump.sim.scpi import ScpiModel
+from tjump.sim.server import ScpiSocketServer
 from tjump.sim.sourcemeter import SimKeithley2400
-from tjump.sim.visa import SimVisaLibrary
 from tjump.sim.world import SimWorld
+
+PYVISA_PY = "@py"
+Servers = dict[str, ScpiSocketServer]
 
 
 def instruments(
     config: RigConfig, seed: int | None
-) -> tuple[VirtualClock, SimWorld, SimVisaLibrary, dict[str, Callable[[], object]]]:
-    """The clock, the world, the instrument models on simulated VISA resources, and the
-    DAQ lines wired to them."""
+) -> tuple[RigConfig, VirtualClock, SimWorld, Servers, dict[str, Callable[[], object]]]:
+    """The clock, the world, the instrument models served on loopback sockets, the DAQ
+    lines wired to them, and the rig config pointing each instrument at its socket."""
     sim = config.simulation
     if seed is not None:
         sim = sim.model_copy(update={"seed": seed})
     devices = config.devices
     clock = VirtualClock()
-    visa = SimVisaLibrary()
     wired: dict[str, Callable[[], object]] = {}
+    models: dict[str, ScpiModel] = {}
     generator = None
     if devices.generator is not None:  # before the world: its clock listener runs first
         generator = SimRigolDG1000Z(clock, drive_channel=devices.generator.channel)
-        visa.add(devices.generator.resource, generator)
+        models["generator"] = generator
         wired[connect.GENERATOR_TRIGGER_LINE] = partial(
             generator.external_trigger, devices.generator.channel
         )
@@ -54,12 +63,59 @@ def instruments(
     if isinstance(devices.supply, SourceMeterConfig):
         meter = SimKeithley2400(partial(film_current, world))
         meter.connect(lambda volts, on: drive(volts / gain, on))
-        visa.add(devices.supply.resource, meter)
-    return clock, world, visa, wired
+        models["supply"] = meter
+    servers: Servers = {}
+    try:
+        for role, model in models.items():
+            servers[role] = serve(role, getattr(devices, role), model)
+    except BaseException:
+        for server in servers.values():
+            server.close()
+        raise
+    return _pointed_at(config, servers), clock, world, servers, wired
+
+
+def serve(role: str, connection: VisaConnection, model: ScpiModel) -> ScpiSocketServer:
+    """Serve `model` where the rig file says: any free loopback port for `simulated`, or
+    the port of a loopback `TCPIP0::127.0.0.1::<port>::SOCKET` resource with `@py`."""
+    lock = getattr(model, "lock", None)
+    if connection.visa_library == SIMULATED:
+        return ScpiSocketServer(model, lock=lock)
+    parsed: rname.ResourceName | None = None
+    with contextlib.suppress(rname.InvalidResourceName):
+        parsed = rname.parse_resource_name(connection.resource)
+    if not (
+        isinstance(parsed, rname.TCPIPSocket)
+        and parsed.host_address in ("127.0.0.1", "localhost")
+        and connection.visa_library == PYVISA_PY
+    ):
+        raise InputError(
+            f"devices.{role}: a simulated rig serves its own {role}; name visa_library "
+            f"'{SIMULATED}', or resource 'TCPIP0::127.0.0.1::<port>::SOCKET' with visa_library "
+            f"'{PYVISA_PY}' (got {connection.resource!r} with {connection.visa_library!r})"
+        )
+    try:
+        return ScpiSocketServer(model, port=int(parsed.port), lock=lock)
+    except OSError as e:
+        raise InputError(
+            f"devices.{role}.resource: cannot serve the simulated {role} on loopback port "
+            f"{parsed.port}: {e.strerror} (choose another port, or 0 for any free one)"
+        ) from e
+
+
+def _pointed_at(config: RigConfig, servers: Servers) -> RigConfig:
+    """`config` with each served instrument's resource at its socket, through pyvisa-py."""
+    changes = {
+        role: getattr(config.devices, role).model_copy(
+            update={"resource": server.resource, "visa_library": PYVISA_PY}
+        )
+        for role, server in servers.items()
+    }
+    return config.model_copy(update={"devices": config.devices.model_copy(update=changes)})
 
 
 def devices(
-    config: RigConfig, world: SimWorld, visa: SimVisaLibrary, wired: dict[str, Callable[[], object]]
+    config: RigConfig, world: SimWorld, wired: dict[str, Callable[[], object]]
 ) -> tuple[MicroManagerCamera, SimDaq, Heater]:
     """Camera (UniMMCore with the Python camera), DAQ and heater, or nothing left open."""
     with ExitStack() as stack:
@@ -71,7 +127,7 @@ def devices(
         stack.callback(camera.close)
         daq = SimDaq(world, wired=wired)
         stack.callback(daq.close)
-        supply = connect.supply(config, visa)
+        supply = connect.supply(config)
         stack.callback(supply.close)
         heater = connect.heater(config, supply, daq)
         stack.pop_all()

@@ -1,6 +1,7 @@
 """A Rigol DG1000Z (DG1062Z) as an instrument model: the SCPI tjump's driver speaks, in
 short and long forms and any case, with the instrument's limits, error queue, coupled
-DC/offset state, output load and triggered bursts.
+DC/offset state, output load and triggered bursts. Answers take the forms the DG1000Z
+Programming Guide (Rigol, chapter 2 "Command System") documents for each query.
 
 What the output does is passed on as the voltage an open (high-impedance) input would see,
 so a driver that forgets `:OUTP:IMP INF` doubles the drive, as on the bench. A triggered
@@ -10,6 +11,7 @@ burst ends by itself on the virtual clock, even if nobody talks to the instrumen
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -29,6 +31,7 @@ from tjump.sim.scpi import (
     sci,
 )
 
+HIGHZ_OHM = 9.9e37  # what `:OUTP:IMP?` reads for an INFinity load
 HIGHZ_LIMIT_V = 10.0  # |offset| + amplitude / 2, into a high-impedance load
 SOURCE_OHM = 50.0
 MAX_FREQUENCY_HZ = 60e6
@@ -134,6 +137,7 @@ class SimRigolDG1000Z:
         self._on_output: OutputListener | None = None
         self._advance: Callable[[float], None] | None = None
         self._last: tuple[float, bool] | None = None
+        self.lock = threading.RLock()  # the transport's thread and the clock's both enter
         clock.on_advance(self._on_clock)
 
     def connect(self, on_output: OutputListener, advance: Callable[[float], None]) -> None:
@@ -144,6 +148,10 @@ class SimRigolDG1000Z:
     # -- the transport's entry point ------------------------------------------------
 
     def handle(self, message: str) -> str | None:
+        with self.lock:
+            return self._handle(message)
+
+    def _handle(self, message: str) -> str | None:
         answers: list[str] = []
         for part in message.split(";"):
             try:
@@ -158,12 +166,13 @@ class SimRigolDG1000Z:
 
     def external_trigger(self, channel: int = 1) -> bool:
         """A rising edge on the rear-panel trigger input; True if a burst started."""
-        ch = self.channels[channel]
-        if ch.trigger_source != "EXT":
-            return False
-        started = self._fire(ch)
-        self._emit()
-        return started
+        with self.lock:
+            ch = self.channels[channel]
+            if ch.trigger_source != "EXT":
+                return False
+            started = self._fire(ch)
+            self._emit()
+            return started
 
     def output_V(self) -> tuple[float, bool]:
         """Open-circuit voltage of the drive channel now, and whether its output is on."""
@@ -174,6 +183,10 @@ class SimRigolDG1000Z:
     # -- time -----------------------------------------------------------------------
 
     def _on_clock(self, t: float) -> None:
+        with self.lock:
+            self._end_burst(t)
+
+    def _end_burst(self, t: float) -> None:
         ch = self.channels[self.drive_channel]
         end = ch.burst_end()
         if end is None or ch.fired_at is None or not ch.fired_at < end <= t:
@@ -239,8 +252,8 @@ class SimRigolDG1000Z:
             ch.output = _on_off(args)
             return None
         if nodes in (("IMP",), ("LOAD",)):
-            if cmd.query:
-                return "INFINITY" if ch.load_ohm is None else sci(ch.load_ohm)
+            if cmd.query:  # guide p. 2-56: HighZ reads 9.900000E+37
+                return sci(HIGHZ_OHM) if ch.load_ohm is None else sci(ch.load_ohm)
             arg = _one(args)
             if arg.upper() in ("INF", "INFINITY"):
                 ch.load_ohm = None
@@ -281,8 +294,8 @@ class SimRigolDG1000Z:
         self, ch: _Channel, nodes: tuple[str, ...], args: tuple[str, ...], query: bool
     ) -> str | None:
         if nodes == ("FUNC",):
-            if query:
-                return ch.function
+            if query:  # the guide's return format spells the pulse out: PULSE
+                return "PULSE" if ch.function == "PULS" else ch.function
             ch.function = choice(_one(args), ["SINusoid", "SQUare", "PULSe", "DC"])
             if ch.function == "DC":
                 ch.burst = False

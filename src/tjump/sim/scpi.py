@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from collections import deque
 from dataclasses import dataclass
+from typing import Protocol
 
 _TOKEN = re.compile(r"^([A-Za-z*]+[A-Za-z]*?)(\d*)$")
 
@@ -17,6 +18,12 @@ SETTINGS_CONFLICT = (-221, "Settings conflict")
 MISSING_PARAMETER = (-109, "Missing parameter")
 TRIGGER_IGNORED = (-211, "Trigger ignored")
 QUEUE_OVERFLOW = (-350, "Queue overflow")
+
+
+class ScpiModel(Protocol):
+    """An instrument model: one SCPI message in, its answer (or None) out."""
+
+    def handle(self, message: str) -> str | None: ...
 
 
 class ScpiError(Exception):

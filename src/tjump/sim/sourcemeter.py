@@ -5,6 +5,7 @@ taken from the simulated film."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 
 from tjump.sim.scpi import (
@@ -23,7 +24,7 @@ MAX_COMPLIANCE_A = 1.05
 
 _VOCABULARY = Vocabulary(
     [
-        "*IDN", "*RST", "*CLS", "SYSTem", "ERRor", "NEXT", "SOURce", "FUNCtion", "VOLTage",
+        "*IDN", "*RST", "*CLS", "*OPC", "SYSTem", "ERRor", "NEXT", "SOURce", "FUNCtion", "VOLTage",
         "MODE", "LEVel", "IMMediate", "AMPLitude", "SENSe", "CURRent", "PROTection", "FORMat",
         "ELEMents", "OUTPut", "STATe", "MEASure",
     ]
@@ -48,12 +49,17 @@ class SimKeithley2400:
         self.level_V = 0.0
         self.compliance_A = 105e-6
         self.output = False
+        self.lock = threading.RLock()
 
     def connect(self, on_output: Callable[[float, bool], None]) -> None:
         self._on_output = on_output
         on_output(self.level_V, self.output)
 
     def handle(self, message: str) -> str | None:
+        with self.lock:
+            return self._handle(message)
+
+    def _handle(self, message: str) -> str | None:
         answers: list[str] = []
         before = (self.level_V, self.output)
         for part in message.split(";"):
@@ -72,6 +78,8 @@ class SimKeithley2400:
         nodes, args, query = cmd.nodes, cmd.args, cmd.query
         if nodes == ("*IDN",) and query:
             return self.idn
+        if nodes == ("*OPC",):
+            return "1" if query else None
         if nodes == ("*CLS",):
             self.errors.clear()
             return None
