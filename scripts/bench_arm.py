@@ -19,6 +19,7 @@ import pyvisa
 
 from tjump.clock import VirtualClock
 from tjump.devices.rigol import RigolDG1000Z
+from tjump.devices.visa import resource_manager
 from tjump.sim.rigol import SimRigolDG1000Z
 from tjump.sim.server import ScpiSocketServer
 
@@ -79,8 +80,7 @@ def main() -> None:
     args = parser.parse_args()
     model = SimRigolDG1000Z(VirtualClock())
     with ScpiSocketServer(model, latency_s=args.latency_ms / 1e3, lock=model.lock) as server:
-        rm = pyvisa.ResourceManager("@py")
-        res = rm.open_resource(server.resource, read_termination="\n", write_termination="\n")
+        res = resource_manager("@py").open_resource(server.resource, read_termination="\n", write_termination="\n")
         assert isinstance(res, pyvisa.resources.MessageBasedResource)
         old_arm = median_ms(lambda: replay(res, legacy_arm()), lambda: None, args.repeats)
         old_safe = median_ms(
@@ -89,7 +89,6 @@ def main() -> None:
             args.repeats,
         )
         res.close()
-        rm.close()
         gen = RigolDG1000Z(server.resource, "@py")
 
         def make_safe() -> None:  # what the heater facade does

@@ -51,6 +51,19 @@ _NOT_FOUND = (
 )
 _MAX_ERRORS = 32  # an error queue longer than this is not draining
 _TRANSPORT = (errors.VisaIOError, OSError, UnicodeDecodeError)
+# pyvisa shares one resource-manager session per library: closing (or garbage-collecting)
+# any ResourceManager closes every resource of that library. One per library, kept open.
+_MANAGERS: dict[VisaLibrary, pyvisa.ResourceManager] = {}
+_MANAGERS_LOCK = threading.Lock()
+
+
+def resource_manager(library: VisaLibrary) -> pyvisa.ResourceManager:
+    """The process's resource manager for `library`, opened once."""
+    with _MANAGERS_LOCK:
+        manager = _MANAGERS.get(library)
+        if manager is None:
+            manager = _MANAGERS[library] = pyvisa.ResourceManager(library)
+        return manager
 
 
 class HasSession(Protocol):
@@ -122,7 +135,7 @@ class VisaInstrument:
             ) from e
         self._socket = parsed.resource_class == "SOCKET"
         try:
-            self._rm = pyvisa.ResourceManager(library)
+            self._rm = resource_manager(library)
         except (OSError, ValueError, errors.Error) as e:
             raise VisaLibraryMissing(
                 device,
@@ -130,11 +143,7 @@ class VisaInstrument:
                 f"no VISA library: {str(e).strip()}",
                 'install NI-VISA, or name "@py" (pyvisa-py) as visa_library',
             ) from e
-        try:
-            self._res = self._open()
-        except BaseException:
-            self._rm.close()
-            raise
+        self._res = self._open()
         self.no_delay = self._switch_off_nagle()
 
     # -- exchanges ----------------------------------------------------------------------
@@ -256,12 +265,8 @@ class VisaInstrument:
         return identity
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(*_TRANSPORT):
             self._res.close()
-        except _TRANSPORT:
-            pass
-        finally:
-            self._rm.close()
 
     # -- the session ----------------------------------------------------------------------
 
