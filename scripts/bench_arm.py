@@ -80,7 +80,9 @@ def main() -> None:
     args = parser.parse_args()
     model = SimRigolDG1000Z(VirtualClock())
     with ScpiSocketServer(model, latency_s=args.latency_ms / 1e3, lock=model.lock) as server:
-        res = resource_manager("@py").open_resource(server.resource, read_termination="\n", write_termination="\n")
+        res = resource_manager("@py").open_resource(
+            server.resource, read_termination="\n", write_termination="\n"
+        )
         assert isinstance(res, pyvisa.resources.MessageBasedResource)
         old_arm = median_ms(lambda: replay(res, legacy_arm()), lambda: None, args.repeats)
         old_safe = median_ms(

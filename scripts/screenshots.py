@@ -93,7 +93,7 @@ def main() -> None:
     result = window.last_result
     assert result is not None
     analysis = result.directory / "analysis"
-    command = ["tjump", "analyze", str(result.directory), "-o", str(analysis)]
+    command = [sys.executable, "-m", "tjump", "analyze", str(result.directory), "-o", str(analysis)]
     calibration = ROOT / "configs/calibrations/size-sim.csv"
     if calibration.is_file():
         command += ["--calibration", str(calibration)]

@@ -4,6 +4,7 @@ whose film it drives."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -115,3 +116,7 @@ def test_devices_check_on_a_source_meter_rig(write_file: WriteFile) -> None:
     )
     assert result.exit_code == 0, result.output
     assert "MODEL 2400" in result.output and "compliance 0.08 A, output OFF" in result.output
+    verified = r"supply: verified identity; output 0, voltage source at 0 V, compliance "
+    assert re.search(
+        verified + r"\(read back\); measured round trip [\d.]+ ms; make safe", result.output
+    )

@@ -115,7 +115,7 @@ def test_the_rig_files_name_real_drivers_over_simulated_instruments() -> None:
     for name in ("sim.yaml", "sim-small.yaml"):
         rig = load_rig(ROOT / "configs" / "rigs" / name)
         assert rig.devices.generator.driver == "rigol-dg1000z"
-        assert rig.devices.generator.visa_library == "simulated"
+        assert rig.devices.generator.visa_library in ("simulated", "@py")
         assert rig.devices.supply.driver == "amplifier"
         assert rig.devices.camera.driver == "micro-manager"
 
@@ -160,6 +160,15 @@ def test_devices_check_lists_every_device_and_leaves_them_off(write_file: WriteF
     for text in ("generator", "DG1062Z", "load HighZ", "supply", "daq", "camera", "heater",
                  "0 V, output off (read back)", "<= 480 K"):  # fmt: skip
         assert text in result.output
+    verified = re.search(
+        r"generator: verified identity; output OFF, DC 0 V, burst OFF, load HighZ \(read back\); "
+        r"TCP_NODELAY on; measured round trip ([\d.]+) ms; arm ([\d.]+) ms \(8 round trips\); "
+        r"make safe ([\d.]+) ms",
+        result.output,
+    )
+    assert verified is not None, result.output
+    round_trip, arm, safe = map(float, verified.groups())
+    assert 0 < round_trip < arm and safe > 0  # measured, over the socket
 
 
 def test_devices_check_fails_on_a_problem(write_file: WriteFile) -> None:

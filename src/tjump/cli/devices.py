@@ -20,8 +20,9 @@ app = typer.Typer(no_args_is_help=True, help="The instruments of a rig.")
 def check(
     rig: Annotated[Path, typer.Option("--rig", "-r", help="Rig file.")] = DEFAULT_RIG,
 ) -> None:
-    """Connect to every device, show identity, state and limits; leave every output off.
-    Exits non-zero on any problem."""
+    """Connect to every device, show identity, state, limits, what was verified and the
+    round-trip, arm and make-safe times measured; leave every output off. Exits non-zero
+    on any problem."""
     config = load_rig(rig)
     rows = check_rig(config)
     table = Table(title=f"rig '{config.name}' ({config.kind})", title_justify="left")
@@ -31,6 +32,13 @@ def check(
         style = "red" if row.problem else None
         table.add_row(row.device, row.identity, row.state, row.limits, style=style)
     console.print(table)
+    for row in rows:
+        if row.verified or row.measured:
+            console.print(
+                f"{row.device}: verified {row.verified or '-'}; measured {row.measured or '-'}",
+                highlight=False,
+                soft_wrap=True,
+            )
     problems = [row for row in rows if row.problem]
     for row in problems:
         console.print(f"[bold red]error:[/] {row.problem}", highlight=False, soft_wrap=True)

@@ -28,12 +28,20 @@ class Camera(Protocol):
 
     def set_exposure_ms(self, exposure_ms: float) -> None: ...
 
+    def set_interval_ms(self, interval_ms: float) -> None:
+        """Frame period when the camera times itself (ignored when triggered)."""
+        ...
+
     def start(self, n_frames: int) -> None:
         """Arm a sequence of `n_frames`; frames come as triggers arrive."""
         ...
 
     def next_frame(self, timeout_s: float) -> CameraFrame:
         """The oldest frame not yet read; raises `CameraTimeout` if none comes in time."""
+        ...
+
+    def frames_delivered(self) -> int:
+        """Frames that reached the computer since `start` (read or waiting)."""
         ...
 
     def dropped_frames(self, triggers_sent: int) -> int:
@@ -96,6 +104,11 @@ class Daq(Protocol):
 
     def triggers_sent(self) -> int:
         """Camera trigger pulses issued since `start`."""
+        ...
+
+    def exposures_counted(self) -> int:
+        """Exposures the camera reported (its exposure-active output, counted) since
+        `start`."""
         ...
 
     def stop(self) -> None: ...

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import gc
 import time
+import weakref
 from collections.abc import Callable
 
 import numpy as np
+import pymmcore
 from pymmcore_plus import CMMCorePlus
 from pymmcore_plus.experimental.unicore import UniMMCore
 
@@ -16,6 +20,23 @@ from tjump.errors import CameraTimeout, DeviceError
 
 _POLL_S = 0.0002
 FRAME_COUNTER_KEY = "FrameCounter"
+_CORES: weakref.WeakSet[CMMCorePlus] = weakref.WeakSet()  # cores whose callback we hold
+
+
+def release_callback(core: CMMCorePlus) -> None:
+    """Unregister `core`'s callback. pymmcore 12's callback thread aborts the process at
+    interpreter exit now and then ("FATAL: exception not rethrown") while one is
+    registered; without it the core shuts down cleanly."""
+    with contextlib.suppress(Exception):  # a core half torn down raises its own kinds
+        pymmcore.CMMCore.registerCallback(core, None)
+
+
+@atexit.register
+def _release_all_callbacks() -> None:
+    """Every core a camera was made on, whatever the entry point (CLI, GUI, scripts,
+    tests) and however it ends, before the interpreter tears down."""
+    for core in list(_CORES):
+        release_callback(core)
 
 
 class MicroManagerCamera:
@@ -36,6 +57,7 @@ class MicroManagerCamera:
         self.numbering_gaps = 0  # frames the camera's own counter says were skipped
         self._next_number = 0
         self._buffer_mb = buffer_mb
+        _CORES.add(core)
         core.setCameraDevice(label)
         core.setCircularBufferMemoryFootprint(buffer_mb)
 
@@ -116,6 +138,10 @@ class MicroManagerCamera:
         size_mb = frames * frame_bytes / 2**20  # exact: a whole number of bytes
         core.setCircularBufferMemoryFootprint(size_mb)  # type: ignore[arg-type]
 
+    def frames_delivered(self) -> int:
+        """Frames read since `start`, plus those waiting in the circular buffer."""
+        return self.frames_read + int(self.core.getRemainingImageCount())
+
     def dropped_frames(self, triggers_sent: int) -> int:
         """Triggers the DAQ sent that produced no frame (neither read nor waiting), or the
         gaps in the camera's own frame numbers, whichever shows more."""
@@ -172,10 +198,12 @@ class MicroManagerCamera:
             self.core.stopSequenceAcquisition(self.label)
 
     def close(self) -> None:
-        """Stop and let go of the core, so it is destroyed now rather than during
-        interpreter shutdown (pymmcore 12's callback thread aborts the process if the
-        core outlives the interpreter)."""
+        """Stop, unregister the core's callback and let go of the core, so it is
+        destroyed now rather than during interpreter shutdown."""
         if self._core is not None:
+            core = self._core
             self.stop()
             self._core = None
+            release_callback(core)
+            del core
             gc.collect()

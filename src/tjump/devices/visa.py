@@ -18,6 +18,7 @@ import contextlib
 import functools
 import socket
 import threading
+import time
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Concatenate, ParamSpec, Protocol, TypeVar
@@ -239,6 +240,16 @@ class VisaInstrument:
                 "instrument reported " + "; ".join(found),
                 "the value or command was refused: check the rig file's settings",
             )
+
+    def round_trip_s(self, repeats: int = 5) -> float:
+        """The median time of `*OPC?` (one exchange that changes nothing)."""
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            if self.ask("*OPC?") != "1":
+                raise self.unknown("*OPC?", "(not 1)", ["1"])
+            times.append(time.perf_counter() - start)
+        return sorted(times)[len(times) // 2]
 
     def identify(self, maker: str, models: tuple[str, ...]) -> Identity:
         """Ask `*IDN?` and check maker (any case) and model; touch nothing else."""

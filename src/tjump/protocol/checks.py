@@ -27,6 +27,7 @@ def check_against_rig(
         problems.extend(_camera_problems(seg, rig))
         problems.extend(_temperature_problems(seg, rig, calibration))
     problems.extend(_time_above_problems(schedule, rig))
+    problems.extend(_arm_time_problems(schedule, rig))
     problems = list(dict.fromkeys(problems))  # a series repeats its fields every cycle
     if problems:
         raise InputError(
@@ -101,4 +102,24 @@ def _time_above_problems(schedule: Schedule, rig: RigConfig) -> list[str]:
                 f"the rig's max_time_above {limit.seconds:g} s"
             )
             seconds = 0.0
+    return problems
+
+
+def _arm_time_problems(schedule: Schedule, rig: RigConfig) -> list[str]:
+    """A heated step's pulse is programmed during the 0 V segment before it: that segment
+    must last longer than the generator takes to arm one (devices.generator.arm_time_s)."""
+    generator = rig.devices.generator
+    if generator is None:
+        return []
+    arm = generator.arm_time_s
+    problems = []
+    for before, seg in zip(schedule.segments, schedule.segments[1:], strict=False):
+        heated = seg.kind != "wait" and seg.setpoint_K > rig.ambient_K
+        if heated and before.setpoint_K <= rig.ambient_K and before.duration_s < arm:
+            where = before.field.rsplit(".", 1)[0] + ".cool_s" if before.kind == "cool" else ""
+            problems.append(
+                f"{where or before.field}: {before.duration_s:g} s at 0 V before the "
+                f"{seg.kind} step is shorter than the time to arm its heat pulse, "
+                f"devices.generator.arm_time_s {arm:g} s (measured by `tjump devices check`)"
+            )
     return problems

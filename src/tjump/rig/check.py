@@ -6,6 +6,7 @@ the state of the others; a simulated rig is built whole (its devices share one w
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
@@ -14,6 +15,8 @@ from typing import TypeVar
 from tjump.devices.amplifier import AmplifierSupply
 from tjump.devices.describe import Describable
 from tjump.devices.interfaces import Camera, Daq, HeaterSupply
+from tjump.devices.rigol import RigolDG1000Z
+from tjump.devices.sourcemeter import ScpiSourceMeter
 from tjump.errors import TjumpError
 from tjump.rig import connect
 from tjump.rig.build import build_rig
@@ -33,6 +36,8 @@ class CheckRow:
     state: str
     limits: str
     problem: str = ""
+    verified: str = ""  # what was read back and found as it must be
+    measured: str = ""  # round-trip, arm and make-safe times
 
 
 def check_rig(config: RigConfig) -> list[CheckRow]:
@@ -80,7 +85,9 @@ def _supply_rows(
 ) -> list[CheckRow]:
     limits = config.limits
     rows: list[CheckRow] = []
+    own = heater is None  # a lab check opened the supply itself: close it after
     try:
+        heater = heater or connect.heater(config, supply, None)
         if isinstance(supply, AmplifierSupply):
             gen = supply.generator
             rows.append(
@@ -89,6 +96,8 @@ def _supply_rows(
                     gen.identity(),
                     _state(gen),
                     f"level <= {limits.max_drive_V / supply.gain:g} V (max_drive_V / gain)",
+                    verified=_verified(gen),
+                    measured=_timings(gen, heater),
                 )
             )
         rows.append(
@@ -97,11 +106,13 @@ def _supply_rows(
                 supply.identity(),
                 _state(supply),
                 f"drive <= {limits.max_drive_V:g} V, current <= {limits.max_current_A:g} A",
+                verified=_verified(supply),
+                measured=_timings(supply, heater),
             )
         )
-        (heater or connect.heater(config, supply, None)).make_safe()
+        heater.make_safe()
     finally:
-        if heater is None:
+        if own:
             supply.close()
     above = limits.max_time_above
     rows.append(
@@ -114,6 +125,34 @@ def _supply_rows(
         )
     )
     return rows
+
+
+def _verified(device: object) -> str:
+    """What connecting read back and found right, per instrument."""
+    if isinstance(device, RigolDG1000Z):
+        nagle = "TCP_NODELAY on" if device.session.no_delay else "not TCP"
+        return f"identity; output OFF, DC 0 V, burst OFF, load HighZ (read back); {nagle}"
+    if isinstance(device, ScpiSourceMeter):
+        return "identity; output 0, voltage source at 0 V, compliance (read back)"
+    return ""
+
+
+def _timings(device: object, heater: Heater) -> str:
+    """Round trip; arming one pulse (0.01 V, left untriggered) and making the heater safe
+    after it, as measured now on this connection."""
+    if not isinstance(device, RigolDG1000Z | ScpiSourceMeter):
+        return ""
+    session = device.session
+    text = f"round trip {session.round_trip_s() * 1e3:.1f} ms"
+    if isinstance(device, RigolDG1000Z):
+        before = session.round_trips
+        start = time.perf_counter()
+        device.arm_pulse(min(0.01, device.max_level_V), 1.0)
+        arm_s = time.perf_counter() - start
+        text += f"; arm {arm_s * 1e3:.1f} ms ({session.round_trips - before} round trips)"
+    start = time.perf_counter()
+    heater.make_safe()
+    return text + f"; make safe {(time.perf_counter() - start) * 1e3:.1f} ms"
 
 
 def _daq_row(daq: Daq) -> CheckRow:

@@ -71,6 +71,11 @@ class RigolGeneratorConfig(VisaConnection):
         description="what starts a bounded heat pulse: the DAQ's generator line "
         "(external) or a SCPI command (manual)",
     )
+    arm_time_s: PositiveFloat = Field(
+        0.5,
+        description="time to program one heat pulse, at most (`tjump devices check` measures "
+        "it); the 0 V phase before a heated step must be longer",
+    )
 
 
 class AmplifierConfig(_Strict):

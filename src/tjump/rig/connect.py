@@ -9,7 +9,7 @@ from pymmcore_plus import CMMCorePlus
 
 from tjump.devices.amplifier import AmplifierSupply
 from tjump.devices.interfaces import Daq, HeaterSupply
-from tjump.devices.mmcamera import MicroManagerCamera
+from tjump.devices.mmcamera import MicroManagerCamera, release_callback
 from tjump.devices.nidaq import NiDaq, NiDaqLayout
 from tjump.devices.rigol import RigolDG1000Z
 from tjump.devices.sourcemeter import ScpiSourceMeter
@@ -48,6 +48,7 @@ def lab_camera(config: RigConfig) -> MicroManagerCamera:
     try:
         core.loadSystemConfiguration(str(settings.config))
     except (OSError, RuntimeError, ValueError) as e:
+        release_callback(core)  # no camera will hold it: let it go cleanly
         raise DeviceError(
             "camera",
             f"cannot load Micro-Manager config {settings.config}: {e}",

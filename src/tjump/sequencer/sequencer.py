@@ -21,7 +21,7 @@ from tjump.errors import CameraTimeout, LimitError, RunAborted, TjumpError
 from tjump.protocol.schedule import Schedule, Segment
 from tjump.rig.build import Rig
 from tjump.sequencer.events import Progress, RunEvents
-from tjump.sequencer.timing import DaqHistory, PulseTrain
+from tjump.sequencer.timing import DaqHistory, PulseTrain, TrainCounts
 from tjump.sequencer.watchdog import Watchdog
 from tjump.storage.layout import TRUTH_DIR, FrameRecord
 from tjump.storage.writer import RunWriter
@@ -30,7 +30,6 @@ FRAME_TIMEOUT_S = 5.0
 SHUTTER_LINE = "shutter"
 _PROGRESS_EVERY_S = 0.1
 _POLL_S = 0.05
-_BOUNDED_KINDS = ("heat", "ablation")  # steps the instrument ends by itself where it can
 
 
 @dataclass(frozen=True)
@@ -80,6 +79,8 @@ class Sequencer:
         self._watchdog_fired = False
         self._listener_errors = 0
         self._train: PulseTrain | None = None
+        self._train_start: TrainCounts | None = None  # counts when the train started
+        self._train_mismatches = 0
         channels = rig.daq.channels
         self._drive_column = channels.index("drive_V")
         self._current_column = channels.index("current_A")
@@ -133,6 +134,8 @@ class Sequencer:
                     if self._pause.is_set():
                         self._wait_paused(segment, daq, watchdog)
                     self._run_segment(segment, daq, watchdog)
+            if self._train is not None:
+                self._end_train()
             status = "complete"
         except (RunAborted, KeyboardInterrupt):
             status, message = "aborted", "stopped on request"
@@ -170,7 +173,9 @@ class Sequencer:
         fps = first.frame_rate_hz if first else self.schedule.frame_rate_hz
         exposure = first.exposure_ms if first else self.schedule.segments[0].exposure_ms
         rig.camera.set_exposure_ms(exposure)
+        rig.camera.set_interval_ms(1e3 / fps)  # a software-timed camera's own frame rate
         rig.camera.start(self.schedule.total_frames)
+        self._train_start = TrainCounts(0, 0, 0)
         self._t0 = rig.clock.now()
         self.writer.sample_offset = round(self.time_offset_s * rig.daq.sample_rate_hz)
         rig.daq.start(fps)
@@ -226,7 +231,7 @@ class Sequencer:
         heater = self.rig.heater
         with self._heater_lock:
             self._check_abort()
-            if segment.kind in _BOUNDED_KINDS and heater.bounds_heat_steps:
+            if self._bounded(segment):
                 volts = self._armed.pop(segment.index, None)
                 if volts is None:  # not armed ahead (first step, after a pause): arm now
                     volts = heater.arm_heat_pulse(segment.setpoint_K, segment.duration_s)
@@ -240,13 +245,37 @@ class Sequencer:
         edge only a trigger is needed."""
         heater = self.rig.heater
         following = self._following.get(segment.index)
-        if drive > 0 or following is None or following.kind not in _BOUNDED_KINDS:
+        if drive > 0 or following is None or not self._bounded(following):
             return
         if heater.bounds_heat_steps:
             with self._heater_lock:
                 self._check_abort()  # the watchdog may have made the heater safe
                 volts = heater.arm_heat_pulse(following.setpoint_K, following.duration_s)
             self._armed[following.index] = volts
+
+    def _end_train(self) -> None:
+        """Stop the pulse train, then compare for it the triggers sent, the exposures the
+        DAQ counted and the frames the camera delivered; a mismatch (a missed trigger, an
+        extra exposure, a lost frame) is recorded, in the log and the manifest."""
+        rig = self.rig
+        rig.daq.stop_triggers()
+        self._train = None
+        start, self._train_start = self._train_start, None
+        if start is None:
+            return
+        counted = TrainCounts.now(rig.daq, rig.camera).since(start)
+        fields = {"triggers": counted.triggers, "exposures": counted.exposures}
+        self.writer.log("pulse_train_counted", time_s=self._now(), frames=counted.frames, **fields)
+        if not counted.consistent:
+            self._train_mismatches += 1
+            self._log_quietly("pulse_train_mismatch", frames=counted.frames, **fields)
+
+    def _bounded(self, segment: Segment) -> bool:
+        """Whether the instrument itself ends `segment`'s heating: every heated segment
+        (heat, ablation, hold, light, a cool above ambient) where the rig can bound one."""
+        heater = self.rig.heater
+        heated = segment.kind != "wait" and segment.setpoint_K > heater.ambient_K
+        return heated and heater.bounds_heat_steps
 
     def _train_for(self, segment: Segment) -> PulseTrain | None:
         """The pulse train for `segment`: the running one if its rate and exposure fit,
@@ -255,11 +284,11 @@ class Sequencer:
         if train is not None and segment.kind != "wait" and train.fits(segment):
             return train
         if train is not None:
-            rig.daq.stop_triggers()
-            self._train = None
+            self._end_train()
         if segment.kind == "wait":
             return None
         rig.camera.set_exposure_ms(segment.exposure_ms)
+        self._train_start = TrainCounts.now(rig.daq, rig.camera)
         index = rig.daq.start_triggers(segment.frame_rate_hz)
         self._train = PulseTrain(
             index,
@@ -405,8 +434,7 @@ class Sequencer:
         segment starts a new pulse train, so frame times stay on the DAQ's timebase."""
         rig = self.rig
         if self._train is not None:
-            rig.daq.stop_triggers()
-            self._train = None
+            self._end_train()
         self._make_safe()
         self._armed.clear()
         self.writer.log("paused", time_s=self._now(), before_segment=segment.index)
@@ -495,6 +523,7 @@ class Sequencer:
                 message=message,
                 listener_errors=self._listener_errors,
                 dropped_frames=self._dropped,
+                pulse_train_mismatches=self._train_mismatches,
             )
         except TjumpError:
             if status != "failed":

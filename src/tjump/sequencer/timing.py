@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from tjump.devices.interfaces import Daq
+from tjump.devices.interfaces import Camera, Daq
 from tjump.errors import DeviceError
 from tjump.protocol.schedule import Segment
 from tjump.storage.writer import RunWriter
@@ -43,6 +43,32 @@ class PulseTrain:
     def time_of(self, frame: int) -> float:
         """DAQ time (seconds since the DAQ started) at which `frame`'s exposure starts."""
         return self.sample_of(frame) / self.sample_rate_hz
+
+
+@dataclass(frozen=True)
+class TrainCounts:
+    """Camera triggers the DAQ sent, exposures it counted and frames the camera
+    delivered, since the acquisition started (or within one pulse train: a difference)."""
+
+    triggers: int
+    exposures: int
+    frames: int
+
+    @classmethod
+    def now(cls, daq: Daq, camera: Camera) -> TrainCounts:
+        return cls(daq.triggers_sent(), daq.exposures_counted(), camera.frames_delivered())
+
+    def since(self, start: TrainCounts) -> TrainCounts:
+        return TrainCounts(
+            self.triggers - start.triggers,
+            self.exposures - start.exposures,
+            self.frames - start.frames,
+        )
+
+    @property
+    def consistent(self) -> bool:
+        """One exposure per trigger and one frame per exposure."""
+        return self.triggers == self.exposures == self.frames
 
 
 class DaqHistory:

@@ -30,6 +30,7 @@ class SimDaq:
         self.world = world
         self.name = name
         self._wired = dict(wired or {})
+        self.exposure_line_cut_after: int | None = None  # fault: the exposure cable comes out
 
     def describe(self) -> str:
         lines = ", ".join(self._wired) or "none"
@@ -69,6 +70,13 @@ class SimDaq:
 
     def triggers_sent(self) -> int:
         return self.world.frames_triggered()
+
+    def exposures_counted(self) -> int:
+        """Every exposure the simulated camera made reaches the counter (as ctr1 counts
+        the camera's exposure-active edges), unless the cable was cut."""
+        exposures = self.world.frames_triggered()
+        cut = self.exposure_line_cut_after
+        return exposures if cut is None else min(exposures, cut)
 
     def stop(self) -> None:
         self.world.stop_daq()

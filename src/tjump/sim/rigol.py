@@ -115,7 +115,7 @@ class _Channel:
 
 
 class SimRigolDG1000Z:
-    """The instrument behind the simulated USB-TMC resource.
+    """The instrument behind the simulated raw-SCPI socket (`tjump.sim.server`).
 
     `clock` gives the instrument its time (bursts end on it); `on_output(volts, on)`
     receives channel `drive_channel`'s open-circuit output whenever it changes, and
