@@ -107,6 +107,16 @@ def test_a_garbled_answer_is_unknown_never_safe(bench: Bench) -> None:
     new_session_leaves_it_off(bench)
 
 
+def test_an_answer_that_is_not_text_is_unknown(bench: Bench) -> None:
+    gen = heating(bench)
+    bench.server.faults.binary_answers = 1
+    with pytest.raises(UnknownAnswer, match=r"answered bytes that are not text: state unknown"):
+        gen.output_enabled()
+    assert gen.output_enabled() is True
+    gen.close()
+    new_session_leaves_it_off(bench)
+
+
 @pytest.mark.parametrize(
     "idn",
     [

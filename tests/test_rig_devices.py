@@ -15,12 +15,15 @@ import pytest
 from typer.testing import CliRunner
 
 from tjump.cli import app
+from tjump.clock import VirtualClock
 from tjump.devices.faults import DaqOverflow, InstrumentError, VisaTimeout
 from tjump.devices.interfaces import DaqBlock
 from tjump.errors import InputError
 from tjump.protocol.schedule import Segment
 from tjump.rig import build_rig, load_rig
 from tjump.sequencer import Sequencer, plan_run, run_plan
+from tjump.sim.rigol import SimRigolDG1000Z
+from tjump.sim.server import ScpiSocketServer
 from tjump.storage import RunDirectory
 
 from conftest import ROOT, rig_yaml, series_protocol
@@ -133,10 +136,30 @@ def test_a_simulated_rig_serves_its_instruments_where_the_rig_file_says(
         assert rig.heater.is_safe()
 
 
-def test_a_simulated_rig_cannot_drive_a_lab_instrument(write_file: WriteFile) -> None:
-    extra = "devices:\n  generator: {resource: 'TCPIP0::10.0.0.5::INSTR', visa_library: '@py'}\n"
-    with pytest.raises(InputError, match=r"devices\.generator: a simulated rig serves its own"):
-        build_rig(load_rig(small_rig(write_file, extra)))
+def test_a_dry_run_drives_the_labs_generator_and_the_film_follows_it(
+    write_file: WriteFile,
+) -> None:
+    """The lab's generator (here a DG1000Z model on another loopback address, with its own
+    clock: nothing ties it to the simulated world) driven for real; the simulated film
+    follows what the driver told it."""
+    lab = SimRigolDG1000Z(VirtualClock())
+    with ScpiSocketServer(lab, lock=lab.lock, host="127.0.0.2") as server:
+        extra = f"devices:\n  generator: {{resource: '{server.resource}', visa_library: '@py'}}\n"
+        protocol = write_file("p.yaml", series_protocol(cycles=1, heat_s=2, cool_s=1))
+        plan = plan_run(protocol, small_rig(write_file, extra))
+        with build_rig(plan.rig) as rig:
+            assert rig.servers == {} and rig.world is not None
+            volts = rig.heater.set_temperature(384.9)
+            assert lab.output_V() == (pytest.approx(volts, abs=1e-6), True)  # for real
+            assert rig.world.generator_volts == pytest.approx(volts, abs=1e-6)  # followed
+            rig.heater.make_safe()
+            result = run_plan(plan, protocol.parent / "out", rig=rig)
+        assert result.status == "complete"
+        assert lab.output_V() == (0.0, False)
+        assert any(m.startswith(":OUTP1 OFF;:SOUR1:APPL:PULS") for m in server.log)
+    with (protocol.parent / "out" / "frames.csv").open() as f:
+        heat = [float(r["drive_V"]) for r in csv.DictReader(f) if r["kind"] == "heat"]
+    assert max(heat) == pytest.approx(volts, abs=0.01)  # the film saw the commanded pulse
 
 
 def test_a_lab_rig_cannot_name_the_simulated_instruments(write_file: WriteFile) -> None:

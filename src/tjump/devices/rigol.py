@@ -15,6 +15,7 @@ never taken as the safe one.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Literal
 
 from tjump.devices.faults import DriverLimitError, ReadbackMismatch
@@ -53,13 +54,16 @@ class RigolDG1000Z:
         pulse_trigger: PulseTrigger = "external",
         timeout_ms: int = 2000,
         name: str = "generator",
+        mirror: Callable[[str], object] | None = None,
     ) -> None:
+        """`mirror` is told every message the instrument took (a simulated sample's
+        generator model, in a dry run with the lab's generator)."""
         self.name = f"{name} (Rigol DG1000Z at {resource})"
         self.max_level_V = min(max_level_V, HIGHZ_LIMIT_V)
         self.pulse_trigger = pulse_trigger
         self._src = f":SOUR{channel}"
         self._out = f":OUTP{channel}"
-        self._io = VisaInstrument(self.name, resource, visa_library, timeout_ms)
+        self._io = VisaInstrument(self.name, resource, visa_library, timeout_ms, mirror=mirror)
         try:
             self.idn: Identity = self._io.identify(self.maker, self.models)
             self._take_over()

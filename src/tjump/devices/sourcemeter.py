@@ -10,6 +10,8 @@ forms the Keithley 2400 manual's SCPI reference gives: booleans as 1/0, numbers 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from tjump.devices.faults import DriverLimitError
 from tjump.devices.visa import Identity, VisaInstrument, VisaLibrary, exclusive
 
@@ -33,11 +35,12 @@ class ScpiSourceMeter:
         compliance_A: float = 0.1,
         timeout_ms: int = 2000,
         name: str = "supply",
+        mirror: Callable[[str], object] | None = None,
     ) -> None:
         self.name = f"{name} (source meter at {resource})"
         self.max_voltage_V = max_voltage_V
         self.compliance_A = compliance_A
-        self._io = VisaInstrument(self.name, resource, visa_library, timeout_ms)
+        self._io = VisaInstrument(self.name, resource, visa_library, timeout_ms, mirror=mirror)
         try:
             self.idn: Identity = self._io.identify(self.maker, self.models)
             self._take_over(compliance_A)

@@ -116,8 +116,10 @@ class VisaInstrument:
         library: VisaLibrary = "",
         timeout_ms: int = 2000,
         termination: str = "\n",
+        mirror: Callable[[str], object] | None = None,
     ) -> None:
         self.device = device
+        self.mirror = mirror  # also told every message the instrument took (a dry run)
         self.resource = resource
         self.lock = threading.RLock()
         self.round_trips = 0  # exchanges with the instrument, for `devices check`
@@ -158,6 +160,8 @@ class VisaInstrument:
             self.in_step = False
             raise self._fault(e, message) from e
         self.round_trips += 1
+        if self.mirror is not None:
+            self.mirror(message)
         return answer.strip()
 
     def send(self, message: str) -> None:
@@ -168,6 +172,8 @@ class VisaInstrument:
         except _TRANSPORT as e:
             self.in_step = False
             raise self._fault(e, message) from e
+        if self.mirror is not None:
+            self.mirror(message)
 
     def unknown(self, query: str, answer: str, documented: Collection[str]) -> UnknownAnswer:
         """The fault for an answer that is none of the `documented` forms; the session is

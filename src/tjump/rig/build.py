@@ -49,9 +49,9 @@ def build_rig(config: RigConfig, seed: int | None = None) -> Rig:
     """Connect the devices of `config`, heater made safe; `seed` overrides the
     simulator's seed. On any failure, what was already connected is closed again."""
     if config.kind == "simulated":
-        config, clock, world, servers, wired = simulated.instruments(config, seed)
+        config, clock, world, servers, mirrors, wired = simulated.instruments(config, seed)
         try:
-            camera, daq, heater = simulated.devices(config, world, wired)
+            camera, daq, heater = simulated.devices(config, world, wired, mirrors)
         except BaseException:
             for server in servers.values():
                 server.close()

@@ -3,6 +3,7 @@ connected device or raises a named fault, leaving nothing open behind it."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from functools import partial
 
 from pymmcore_plus import CMMCorePlus
@@ -18,6 +19,7 @@ from tjump.rig.calibration import load_calibration
 from tjump.rig.config import NiDaqConfig, RigConfig, SourceMeterConfig
 from tjump.rig.heater import Heater
 
+Mirrors = Mapping[str, Callable[[str], object]]
 GENERATOR_TRIGGER_LINE = "generator_trigger"  # DAQ line wired to the generator's trigger in
 
 
@@ -65,15 +67,22 @@ def lab_daq(config: RigConfig) -> NiDaq:
     return NiDaq(layout, config.daq.sample_rate_hz)
 
 
-def supply(config: RigConfig) -> HeaterSupply:
+def supply(config: RigConfig, mirrors: Mirrors | None = None) -> HeaterSupply:
     """The heater supply (and the generator driving it), each instrument at the VISA
-    resource and library its section of the rig file names."""
+    resource and library its section of the rig file names; `mirrors` (by role) are told
+    every message the instrument took, for a simulated sample in a dry run."""
+    mirrors = mirrors or {}
     limits, devices = config.limits, config.devices
     s = devices.supply
     if isinstance(s, SourceMeterConfig):
         compliance = min(s.compliance_A or limits.max_current_A, limits.max_current_A)
         return ScpiSourceMeter(
-            s.resource, s.visa_library, limits.max_drive_V, compliance, s.timeout_ms
+            s.resource,
+            s.visa_library,
+            limits.max_drive_V,
+            compliance,
+            s.timeout_ms,
+            mirror=mirrors.get("supply"),
         )
     g = devices.generator
     if g is None:
@@ -85,6 +94,7 @@ def supply(config: RigConfig) -> HeaterSupply:
         max_level_V=limits.max_drive_V / s.gain,
         pulse_trigger=g.pulse_trigger,
         timeout_ms=g.timeout_ms,
+        mirror=mirrors.get("generator"),
     )
     return AmplifierSupply(generator, s.gain, s.current_limit_A)
 

@@ -1,7 +1,10 @@
 """The simulated rig: the world and its instrument models behind the same real drivers
 the lab uses. Each SCPI instrument model is served on a loopback TCP socket and reached
 through pyvisa-py (`@py`), as a LAN instrument's raw socket port; the camera runs in
-Micro-Manager's core; the DAQ is simulated."""
+Micro-Manager's core; the DAQ is simulated.
+
+A dry run: an instrument the rig file puts anywhere else is the lab's own, driven for real,
+and its model (hence the simulated film) follows every message the driver sent it."""
 
 from __future__ import annotations
 
@@ -31,19 +34,21 @@ from tjump.sim.world import SimWorld
 
 PYVISA_PY = "@py"
 Servers = dict[str, ScpiSocketServer]
+Wired = dict[str, Callable[[], object]]
 
 
 def instruments(
     config: RigConfig, seed: int | None
-) -> tuple[RigConfig, VirtualClock, SimWorld, Servers, dict[str, Callable[[], object]]]:
-    """The clock, the world, the instrument models served on loopback sockets, the DAQ
-    lines wired to them, and the rig config pointing each instrument at its socket."""
+) -> tuple[RigConfig, VirtualClock, SimWorld, Servers, connect.Mirrors, Wired]:
+    """The clock, the world and the instrument models; the rig config pointing each
+    simulated instrument at the loopback socket serving it; the models that instead
+    follow a real instrument's messages (a dry run), and the DAQ lines wired to them."""
     sim = config.simulation
     if seed is not None:
         sim = sim.model_copy(update={"seed": seed})
     devices = config.devices
     clock = VirtualClock()
-    wired: dict[str, Callable[[], object]] = {}
+    wired: Wired = {}
     models: dict[str, ScpiModel] = {}
     generator = None
     if devices.generator is not None:  # before the world: its clock listener runs first
@@ -65,41 +70,48 @@ def instruments(
         meter.connect(lambda volts, on: drive(volts / gain, on))
         models["supply"] = meter
     servers: Servers = {}
+    mirrors: dict[str, Callable[[str], object]] = {}
     try:
         for role, model in models.items():
-            servers[role] = serve(role, getattr(devices, role), model)
+            connection: VisaConnection = getattr(devices, role)
+            port = served_port(connection)
+            if port is None:  # the lab's instrument: the model follows what it is told
+                mirrors[role] = model.handle
+            else:
+                servers[role] = serve(role, port, model)
     except BaseException:
         for server in servers.values():
             server.close()
         raise
-    return _pointed_at(config, servers), clock, world, servers, wired
+    return _pointed_at(config, servers), clock, world, servers, mirrors, wired
 
 
-def serve(role: str, connection: VisaConnection, model: ScpiModel) -> ScpiSocketServer:
-    """Serve `model` where the rig file says: any free loopback port for `simulated`, or
-    the port of a loopback `TCPIP0::127.0.0.1::<port>::SOCKET` resource with `@py`."""
-    lock = getattr(model, "lock", None)
+def served_port(connection: VisaConnection) -> int | None:
+    """Where the simulated rig serves an instrument itself: any free loopback port for
+    `simulated`, the port of a `TCPIP0::127.0.0.1::<port>::SOCKET` resource with `@py`;
+    None for any other resource (a real instrument, in a dry run)."""
     if connection.visa_library == SIMULATED:
-        return ScpiSocketServer(model, lock=lock)
+        return 0
     parsed: rname.ResourceName | None = None
     with contextlib.suppress(rname.InvalidResourceName):
         parsed = rname.parse_resource_name(connection.resource)
-    if not (
+    if (
         isinstance(parsed, rname.TCPIPSocket)
         and parsed.host_address in ("127.0.0.1", "localhost")
         and connection.visa_library == PYVISA_PY
     ):
-        raise InputError(
-            f"devices.{role}: a simulated rig serves its own {role}; name visa_library "
-            f"'{SIMULATED}', or resource 'TCPIP0::127.0.0.1::<port>::SOCKET' with visa_library "
-            f"'{PYVISA_PY}' (got {connection.resource!r} with {connection.visa_library!r})"
-        )
+        return int(parsed.port)
+    return None
+
+
+def serve(role: str, port: int, model: ScpiModel) -> ScpiSocketServer:
+    """`model` served as raw SCPI on loopback `port` (0: any free one)."""
     try:
-        return ScpiSocketServer(model, port=int(parsed.port), lock=lock)
+        return ScpiSocketServer(model, port=port, lock=getattr(model, "lock", None))
     except OSError as e:
         raise InputError(
             f"devices.{role}.resource: cannot serve the simulated {role} on loopback port "
-            f"{parsed.port}: {e.strerror} (choose another port, or 0 for any free one)"
+            f"{port}: {e.strerror} (choose another port, or 0 for any free one)"
         ) from e
 
 
@@ -115,7 +127,7 @@ def _pointed_at(config: RigConfig, servers: Servers) -> RigConfig:
 
 
 def devices(
-    config: RigConfig, world: SimWorld, wired: dict[str, Callable[[], object]]
+    config: RigConfig, world: SimWorld, wired: Wired, mirrors: connect.Mirrors
 ) -> tuple[MicroManagerCamera, SimDaq, Heater]:
     """Camera (UniMMCore with the Python camera), DAQ and heater, or nothing left open."""
     with ExitStack() as stack:
@@ -127,7 +139,7 @@ def devices(
         stack.callback(camera.close)
         daq = SimDaq(world, wired=wired)
         stack.callback(daq.close)
-        supply = connect.supply(config)
+        supply = connect.supply(config, mirrors)
         stack.callback(supply.close)
         heater = connect.heater(config, supply, daq)
         stack.pop_all()

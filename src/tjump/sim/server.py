@@ -31,13 +31,14 @@ class Faults:
     late_answers: int = 0  # the next answers come `late_s` late
     late_s: float = 0.0
     garbled_answers: int = 0  # the next answers arrive corrupted
+    binary_answers: int = 0  # the next answers arrive as bytes that are not text
     ignored: tuple[str, ...] = ()  # accepted without effect (a stuck setting)
     on_message: Callable[[str], None] | None = None  # runs before each message is handled
     sent: list[str] = field(default_factory=list)  # every answer sent, in order
 
 
 class ScpiSocketServer:
-    """Serves `model` at `TCPIP0::127.0.0.1::<port>::SOCKET` (port 0: any free one)."""
+    """Serves `model` at `TCPIP0::<host>::<port>::SOCKET` (port 0: any free one)."""
 
     def __init__(
         self,
@@ -45,6 +46,7 @@ class ScpiSocketServer:
         port: int = 0,
         latency_s: float = LATENCY_S,
         lock: threading.RLock | None = None,
+        host: str = "127.0.0.1",
     ) -> None:
         self.model = model
         self.latency_s = latency_s
@@ -52,7 +54,8 @@ class ScpiSocketServer:
         self.log: list[str] = []  # every message the instrument received, in order
         self.connections_accepted = 0
         self._lock = lock or threading.RLock()
-        self._listener = socket.create_server(("127.0.0.1", port))
+        self._listener = socket.create_server((host, port))
+        self.host = host
         self.port: int = self._listener.getsockname()[1]
         self._connections: list[socket.socket] = []
         self._closed = threading.Event()
@@ -62,7 +65,7 @@ class ScpiSocketServer:
     @property
     def resource(self) -> str:
         """The VISA resource name that reaches this server (pyvisa-py, `@py`)."""
-        return f"TCPIP0::127.0.0.1::{self.port}::SOCKET"
+        return f"TCPIP0::{self.host}::{self.port}::SOCKET"
 
     def __enter__(self) -> ScpiSocketServer:
         return self
@@ -159,6 +162,9 @@ class ScpiSocketServer:
         if faults.garbled_answers > 0:
             faults.garbled_answers -= 1
             payload = _garble(payload)
+        elif faults.binary_answers > 0:
+            faults.binary_answers -= 1
+            payload = bytes(b | 0x80 for b in payload)
         time.sleep(delay)
         faults.sent.append(payload.decode("ascii", errors="replace"))
         try:
