@@ -24,7 +24,7 @@ from tjump.devices.visa import Identity, VisaInstrument, VisaLibrary, exclusive
 HIGHZ_LIMIT_V = 10.0
 HIGHZ_READS_OHM = 9.9e37  # `:OUTP:IMP?` for an INFinity load (guide p. 2-56)
 MAX_PULSE_S = 1e5  # the pulse period (1.01 x width) stays within the 1 uHz minimum
-DIGITS = 7  # "scientific notation with 7 effective digits" (guide, return formats)
+DIGITS = 7  # "scientific notation with 7 effective digits" (guide's return formats, p. 2-56, 2-83)
 LEVEL_RESOLUTION_V = 1e-6
 _PERIOD_PER_WIDTH = 1.01  # the pulse's low tail; the next trigger may come after it
 
