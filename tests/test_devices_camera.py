@@ -142,7 +142,7 @@ def test_a_process_holding_a_camera_exits_cleanly() -> None:
     """pymmcore's callback thread aborts the process at interpreter exit now and then
     while a core's callback is registered ("FATAL: exception not rethrown": 2 of 3 runs
     of this script with the release at exit switched off, here); a core a camera was
-    made on is released at exit."""
+    made on, or any other, is released at exit."""
     script = """
 import tempfile
 from pymmcore_plus.experimental.unicore import UniMMCore
@@ -152,8 +152,10 @@ core = UniMMCore(mm_path=tempfile.gettempdir())
 core.loadPyDevice("Cam", BinningCamera())
 core.initializeAllDevices()
 cam = MicroManagerCamera(core, "Cam", buffer_mb=16)
+bare = UniMMCore(mm_path=tempfile.gettempdir())  # made by anyone, no camera on it
 for _ in range(2000):
     core.setProperty("Core", "AutoShutter", "1")
+    bare.setProperty("Core", "AutoShutter", "1")
 """
     tests = str(Path(__file__).parent)
     for _ in range(3):

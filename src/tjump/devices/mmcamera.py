@@ -6,7 +6,6 @@ import atexit
 import contextlib
 import gc
 import time
-import weakref
 from collections.abc import Callable
 
 import numpy as np
@@ -20,10 +19,9 @@ from tjump.errors import CameraTimeout, DeviceError
 
 _POLL_S = 0.0002
 FRAME_COUNTER_KEY = "FrameCounter"
-_CORES: weakref.WeakSet[CMMCorePlus] = weakref.WeakSet()  # cores whose callback we hold
 
 
-def release_callback(core: CMMCorePlus) -> None:
+def release_callback(core: pymmcore.CMMCore) -> None:
     """Unregister `core`'s callback. pymmcore 12's callback thread aborts the process at
     interpreter exit now and then ("FATAL: exception not rethrown") while one is
     registered; without it the core shuts down cleanly."""
@@ -33,9 +31,9 @@ def release_callback(core: CMMCorePlus) -> None:
 
 @atexit.register
 def _release_all_callbacks() -> None:
-    """Every core a camera was made on, whatever the entry point (CLI, GUI, scripts,
-    tests) and however it ends, before the interpreter tears down."""
-    for core in list(_CORES):
+    """Every core still alive, whatever made it and whatever the entry point (CLI, GUI,
+    scripts, tests), however the process ends, before the interpreter tears down."""
+    for core in [o for o in gc.get_objects() if isinstance(o, pymmcore.CMMCore)]:
         release_callback(core)
 
 
@@ -57,7 +55,6 @@ class MicroManagerCamera:
         self.numbering_gaps = 0  # frames the camera's own counter says were skipped
         self._next_number = 0
         self._buffer_mb = buffer_mb
-        _CORES.add(core)
         core.setCameraDevice(label)
         core.setCircularBufferMemoryFootprint(buffer_mb)
 
