@@ -14,6 +14,9 @@ is partly dimmed, and a lower level after. The switch frame minimises the square
 the sub-frame time: an exposure [t_k, t_k + e] with a fraction f of the drop saw the switch at
 t_k + e (1 - f); a frame fully dimmed or not at all puts it in the dead time between
 exposures (its middle). Cycles without an accepted drop are censored at the hold length.
+With `need_return` a drop counts only if the particle comes back on cooling (a rise of at
+least half the drop): a spin-crossover particle always does, noise, flicker and a
+neighbour's light do not. Particles marked `inert` never get events.
 
 Common mode: the focal drift dims every particle together. Per frame, the median over all
 particles of the trace divided by its level before the jump, using each particle in its
@@ -214,6 +217,8 @@ def detect_events(
     common: FloatArray | None = None,
     min_step: float = 0.05,
     min_t: float = 6.0,
+    need_return: bool = False,
+    inert: NDArray[np.bool_] | None = None,
 ) -> EventTable:
     """Switches (drops) in each heating segment and returns (rises) in each cooling."""
     n = intensity.shape[1]
@@ -240,7 +245,19 @@ def detect_events(
                 continue
             table.level[i, c] = level
             step = find_step(y / level, lo, cy.first - lo, True, min_step, min_t)
-            if step is None:
+            if step is None or (inert is not None and inert[i]):
+                continue
+            # the return on cooling: a rise after the heating ends
+            back = None
+            r_lo = max(step.frame + 1, cy.cool_first - PRE_FRAMES)
+            seen_cooling = cy.end - cy.cool_first >= 5 and cy.end - r_lo >= 4
+            if seen_cooling:
+                y_ret = corrected[r_lo : cy.end, i] / level
+                first = max(cy.cool_first - r_lo, 2)
+                back = find_step(y_ret, r_lo, first, False, min_step, min_t)
+                if back is not None and -back.local_change < 0.5 * step.local_change:
+                    back = None
+            if need_return and seen_cooling and back is None:
                 continue
             t = switch_time(step, time_s, exposure_s, period_s)
             table.nucleation_s[i, c] = max(t - cy.jump_s, 0.0)
@@ -249,12 +266,6 @@ def detect_events(
             table.t_stat[i, c] = step.t_stat
             if step.ramp_frames >= 2:
                 table.growth_s[i, c] = step.ramp_frames * period_s
-            # the return on cooling: a rise after the heating ends
-            r_lo = max(step.frame + 1, cy.cool_first - PRE_FRAMES)
-            if cy.end - r_lo < 4:
-                continue
-            y_ret = corrected[r_lo : cy.end, i] / level
-            back = find_step(y_ret, r_lo, max(cy.cool_first - r_lo, 2), False, min_step, min_t)
             if back is not None:
                 t_back = switch_time(back, time_s, exposure_s, period_s)
                 table.return_s[i, c] = t_back - float(time_s[cy.cool_first])

@@ -7,7 +7,7 @@ k(T) = A exp(-Ea / RT). Every heating cycle counts: a cycle with a transition co
 Gamma density at its waiting time, a cycle without one contributes the probability of lasting
 longer than the hold (the survival function at the hold length; right censoring). ln A, Ea
 and ln m are estimated jointly across all temperatures by maximum likelihood
-(scipy.optimize.minimize, L-BFGS-B, with 1/T centred on the mean of the temperatures so the
+(scipy.optimize.minimize, Nelder-Mead, with 1/T centred on the mean of the temperatures so the
 two Arrhenius parameters are nearly uncorrelated), and their standard errors are the square
 roots of the diagonal of the inverse Hessian of the negative log-likelihood (central finite
 differences). With m = 1 it is the exponential (Poisson) model; the simulator's and the
@@ -52,6 +52,8 @@ class ArrheniusFit:
     n_censored: int
     n_temperatures: int
     status: str  # "ok" or why there is no fit
+    # the part of ea_stderr_kj_mol due to the film temperature's uncertainty (NaN: none)
+    ea_stderr_temperature_kj_mol: float = float("nan")
 
     def rate(self, temperature_K: FloatArray) -> FloatArray:
         return np.asarray(np.exp(self.ln_prefactor - self.ea_kj_mol / (R_KJ * temperature_K)))
@@ -187,12 +189,16 @@ def fit_arrhenius(
     response: Response | None = None,
     start_K: FloatArray | None = None,
     ambient_K: float = 293.0,
+    initial: ArrheniusFit | None = None,
+    stderr: bool = True,
 ) -> ArrheniusFit:
     """Censored maximum-likelihood Arrhenius fit. `waiting_s` is NaN for cycles without a
     transition within `hold_s`. `shape`: fix the Gamma shape instead of fitting it.
     `response`: the heater's step response, to fit against the lagging film temperature
     instead of the setpoint; `start_K` (observations, components): each component's rise
-    above `ambient_K` at the jump (zeros: the film starts cold; see `film_states`)."""
+    above `ambient_K` at the jump (zeros: the film starts cold; see `film_states`).
+    `initial`: a fit of the same waiting times to start from (e.g. under a nearby response).
+    `stderr=False` skips the standard errors (NaN), for refits that need only the values."""
     temperature_K = np.asarray(temperature_K, dtype=np.float64)
     waiting_s = np.asarray(waiting_s, dtype=np.float64)
     hold_s = np.asarray(hold_s, dtype=np.float64)
@@ -240,8 +246,8 @@ def fit_arrhenius(
             return lagged.nll(full, t, censored)
         return _nll(full, x, t, censored, t)
 
-    if lagged is not None:  # start from the setpoint fit, which is close
-        plain = fit_arrhenius(temperature_K, waiting_s, hold_s, shape)
+    if lagged is not None:  # start from the given fit, or from the setpoint fit: both close
+        plain = initial or fit_arrhenius(temperature_K, waiting_s, hold_s, shape)
         if np.isfinite(plain.ea_kj_mol):
             theta0 = np.array(
                 [plain.ln_prefactor - plain.ea_kj_mol * inv_ref / R_KJ, plain.ea_kj_mol, 0.0]
@@ -251,14 +257,18 @@ def fit_arrhenius(
     bounds = [(-30.0, 30.0), (-500.0, 2000.0)] + ([] if fixed_m else [(np.log(0.3), np.log(60.0))])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        result = optimize.minimize(objective, first, method="L-BFGS-B", bounds=bounds)
-        best = result.x
-        if lagged is None:  # cheap enough to polish the optimum
-            result2 = optimize.minimize(objective, best, method="Nelder-Mead", bounds=bounds)
-            if result2.fun < result.fun:
-                best = result2.x
+        # Nelder-Mead, restarted once from its optimum: robust on this small, smooth
+        # problem, and free of the BLAS calls that make L-BFGS-B crawl on a busy machine
+        options = {"xatol": 1e-3, "fatol": 1e-5, "maxfev": 4000}
+        result = optimize.minimize(
+            objective, first, method="Nelder-Mead", bounds=bounds, options=options
+        )
+        result2 = optimize.minimize(
+            objective, result.x, method="Nelder-Mead", bounds=bounds, options=options
+        )
+        best = result2.x if result2.fun < result.fun else result.x
         steps = np.array([1e-3, 0.05 * max(abs(best[1]), 1.0) * 0.01, 1e-3])[: len(best)]
-        hess = _hessian(objective, best, steps)
+        hess = _hessian(objective, best, steps) if stderr else np.full((len(best),) * 2, np.nan)
     try:
         cov = np.linalg.inv(hess)
         se = np.sqrt(np.where(np.diag(cov) > 0, np.diag(cov), np.nan))

@@ -14,7 +14,8 @@ import shutil
 import tempfile
 import time
 import warnings
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -37,12 +38,25 @@ from tjump.analysis.kinetics import (
     survival_curve,
 )
 from tjump.analysis.recording import Recording, open_recording
+from tjump.analysis.references import find_inert, read_inert_file
 from tjump.analysis.sizing import SizeCalibration
+from tjump.analysis.thermometry import (
+    InferredResponse,
+    agreement,
+    infer_from_film,
+    infer_from_image,
+    to_response,
+)
 from tjump.analysis.traces import TraceSet, extract_traces
 from tjump.errors import InputError
 
 FloatArray = NDArray[np.float64]
 BASELINE_FRAMES = 50
+THERMOMETERS = ("auto", "image", "film", "rig", "setpoints")
+INERT_FLAG = 4  # in particles.csv `flags`: an inert reference (no transition, follows the drift)
+# the image's response is trusted by `auto` when the fraction of the step reached at 10 s
+# is known to better than this
+IMAGE_MAX_STDERR = 0.05
 
 
 @dataclass
@@ -79,6 +93,8 @@ class Analysis:
     start_K: FloatArray | None = None  # (cycles, components): film state at each jump
     ambient_K: float = 293.0
     timings: dict[str, float] = field(default_factory=dict)
+    inert: NDArray[np.bool_] | None = None  # inert reference particles
+    thermometry: dict[str, Any] = field(default_factory=dict)
 
     @property
     def series(self) -> list[int]:
@@ -133,10 +149,21 @@ def analyze_recording(
     ablation_K: float = 450.0,
     threshold_sigma: float = 8.0,
     response: Response | None = None,
+    thermometer: str = "auto",
+    inert_file: Path | None = None,
+    temperature_errors: bool = True,
 ) -> Analysis:
-    """Everything from a recording folder; raises InputError on bad input. `response`:
-    the heater's step response as (weight, time constant s) pairs, to fit Arrhenius against
-    the lagging film temperature instead of the setpoint."""
+    """Everything from a recording folder; raises InputError on bad input.
+
+    Temperatures: `response` (the heater's step response as (weight, time constant s)
+    pairs) when given, else the one `thermometer` picks: "image" (inferred from the
+    common-mode focal drift), "film" (inferred from the film temperature V/I recorded in
+    frames.csv), "rig" (the response the run recorded from its rig file), "setpoints"
+    (none), or "auto": the image's when it is well determined, else the film's, the
+    rig's, the setpoints. `inert_file` names inert particles (ids or x,y lines).
+    `temperature_errors`: add the step response's uncertainty to each Ea's error."""
+    if thermometer not in THERMOMETERS:
+        raise InputError(f"thermometer {thermometer!r}: choose one of {', '.join(THERMOMETERS)}")
     timings: dict[str, float] = {}
     clock = time.perf_counter()
     rec = open_recording(path)
@@ -154,36 +181,61 @@ def analyze_recording(
             f"{rec.source}: no particle found in the {count} frames before the first jump "
             f"(nothing stands {threshold_sigma:g} noise levels above the background)"
         )
+    named = read_inert_file(inert_file, detections) if inert_file is not None else None
     timings["open_and_detect_s"] = time.perf_counter() - clock
     clock = time.perf_counter()
     traces = extract_traces(rec.blocks(), rec.frames, detections.x, detections.y, baseline)
     timings["traces_s"] = time.perf_counter() - clock
     clock = time.perf_counter()
     args = (rec.time_s, rec.exposure_s, rec.frame_period_s)
-    first_pass = detect_events(traces.intensity, cycles, *args)
-    common = common_mode(traces.intensity, cycles, first_pass, detections.usable)
-    events = detect_events(traces.intensity, cycles, *args, common=common)
+    measurable = detections.usable
+    first_pass = detect_events(traces.intensity, cycles, *args, need_return=True, inert=named)
+    common = common_mode(traces.intensity, cycles, first_pass, measurable)
+    events = detect_events(
+        traces.intensity, cycles, *args, common=common, need_return=True, inert=named
+    )
+    inert = find_inert(traces.intensity, cycles, events, common)
+    if named is not None:
+        inert |= named
+    # the common mode again with the inert particles known (they have no events), then the
+    # final events
+    common = common_mode(traces.intensity, cycles, events, measurable | inert)
+    events = detect_events(
+        traces.intensity, cycles, *args, common=common, need_return=True, inert=inert
+    )
+    detections = replace(
+        detections, flags=np.where(inert, detections.flags | INERT_FLAG, detections.flags)
+    )
     timings["events_s"] = time.perf_counter() - clock
+    clock = time.perf_counter()
+    ambient = float(np.min(rec.temperature_K))
+    response, thermometry, inferred = _choose_response(
+        rec, cycles, common, ambient, response, thermometer
+    )
+    timings["thermometry_s"] = time.perf_counter() - clock
     clock = time.perf_counter()
     initial = np.median(traces.intensity[first : first + count], axis=0)
     size = calibration.size(initial) if calibration is not None else None
-    ambient = float(np.min(rec.temperature_K))
-    start_K = None
-    if response:
-        states = film_states(rec.time_s, rec.temperature_K, response, ambient)
-        start_K = np.array([states[c.first] for c in cycles])
+    start_K = _start_states(rec, cycles, response, ambient)
     fits: dict[int, list[ArrheniusFit]] = {}
     for s in sorted({c.series for c in cycles}):
         chosen = [j for j, c in enumerate(cycles) if c.series == s and c.cycle > skip_cycles]
-        temps = np.array([cycles[j].temperature_K for j in chosen])
-        holds = np.array([cycles[j].hold_s for j in chosen])
-        start = start_K[chosen] if start_K is not None else None
-        fits[s] = [
-            fit_arrhenius(
-                temps, events.nucleation_s[i, chosen], holds, None, response, start, ambient
+        fits[s] = _fit_series(events.nucleation_s, cycles, chosen, response, start_K, ambient)
+        if inferred is not None and temperature_errors:
+
+            def start_of(moved: Response, chosen: list[int] = chosen) -> FloatArray | None:
+                states = _start_states(rec, cycles, moved, ambient)
+                return states[chosen] if states is not None else None
+
+            fits[s] = with_temperature_errors(
+                fits[s],
+                events.nucleation_s[:, chosen],
+                np.array([cycles[j].temperature_K for j in chosen]),
+                np.array([cycles[j].hold_s for j in chosen]),
+                inferred,
+                start_of,
+                ambient,
             )
-            for i in range(len(detections))
-        ]
     timings["arrhenius_s"] = time.perf_counter() - clock
     clock = time.perf_counter()
     analysis = Analysis(
@@ -203,10 +255,179 @@ def analyze_recording(
         start_K,
         ambient,
         timings,
+        inert,
+        thermometry,
     )
     _ensemble(analysis)
     timings["ensemble_s"] = time.perf_counter() - clock
     return analysis
+
+
+def _start_states(
+    rec: Recording, cycles: list[Cycle], response: Response | None, ambient: float
+) -> FloatArray | None:
+    """(cycles, components): the film's state at each jump, for a lag-aware fit."""
+    if not response:
+        return None
+    states = film_states(rec.time_s, rec.temperature_K, response, ambient)
+    return np.array([states[c.first] for c in cycles])
+
+
+def _fit_series(
+    nucleation_s: FloatArray,
+    cycles: list[Cycle],
+    chosen: list[int],
+    response: Response | None,
+    start_K: FloatArray | None,
+    ambient: float,
+) -> list[ArrheniusFit]:
+    temps = np.array([cycles[j].temperature_K for j in chosen])
+    holds = np.array([cycles[j].hold_s for j in chosen])
+    start = start_K[chosen] if start_K is not None else None
+    return [
+        fit_arrhenius(temps, nucleation_s[i, chosen], holds, None, response, start, ambient)
+        for i in range(nucleation_s.shape[0])
+    ]
+
+
+def with_temperature_errors(
+    fits: list[ArrheniusFit],
+    waiting_s: FloatArray,
+    temperature_K: FloatArray,
+    hold_s: FloatArray,
+    inferred: InferredResponse,
+    start_of: Callable[[Response], FloatArray | None],
+    ambient_K: float,
+) -> list[ArrheniusFit]:
+    """Each Ea (`waiting_s`: particles x observations) refitted with the step response moved
+    one standard deviation along each principal axis of its uncertainty; the changes, added
+    in quadrature, are Ea's error from the temperature, added in quadrature to its
+    statistical error. `start_of(response)`: the film's state at each jump under it."""
+    fitted = [i for i, f in enumerate(fits) if math.isfinite(f.ea_kj_mol)]
+    if not fitted:
+        return fits
+    shifts = np.zeros(len(fits))
+    for d in inferred.directions():
+        moved = to_response(inferred.theta + d)
+        start = start_of(moved)
+        for i in fitted:
+            # the waiting times' shape barely depends on the response: keep it
+            other = fit_arrhenius(
+                temperature_K,
+                waiting_s[i],
+                hold_s,
+                fits[i].shape,
+                moved,
+                start,
+                ambient_K,
+                fits[i],
+                stderr=False,
+            )
+            if math.isfinite(other.ea_kj_mol):
+                shifts[i] += (other.ea_kj_mol - fits[i].ea_kj_mol) ** 2
+    out = []
+    for i, f in enumerate(fits):
+        temp_err = float(np.sqrt(shifts[i]))
+        total = float(np.hypot(f.ea_stderr_kj_mol, temp_err))
+        out.append(
+            replace(f, ea_stderr_kj_mol=total, ea_stderr_temperature_kj_mol=temp_err)
+            if i in fitted
+            else f
+        )
+    return out
+
+
+def _choose_response(
+    rec: Recording,
+    cycles: list[Cycle],
+    common: FloatArray,
+    ambient: float,
+    given: Response | None,
+    thermometer: str,
+) -> tuple[Response | None, dict[str, Any], InferredResponse | None]:
+    """The step response to fit with, what every thermometer said, and the inferred
+    response whose uncertainty goes into Ea's error (None when the response was given)."""
+    image = infer_from_image(common, cycles, rec.time_s, rec.temperature_K, ambient, rec.exposure_s)
+    film = None
+    if rec.film_temperature_K is not None:
+        heating = np.zeros(rec.frames, dtype=bool)
+        for c in cycles:
+            heating[c.first : c.cool_first] = True
+        film = infer_from_film(
+            rec.film_temperature_K,
+            heating,
+            cycles,
+            rec.time_s,
+            rec.temperature_K,
+            ambient,
+            rec.exposure_s,
+        )
+    rig = _recorded_response(rec)
+    candidates: dict[str, Response | None] = {
+        "image": image.response if image else None,
+        "film": film.response if film else None,
+        "rig": rig,
+    }
+    if given:
+        used, response, inferred = "given", given, None
+    elif thermometer == "setpoints":
+        used, response, inferred = "setpoints", None, None
+    elif thermometer != "auto":
+        response = candidates[thermometer]
+        if response is None:
+            raise InputError(f"{rec.source}: {_unavailable[thermometer]}")
+        used = thermometer
+        inferred = {"image": image, "film": film}.get(thermometer)
+    else:
+        trusted = image is not None and float(image.fraction_error_at(np.array([10.0]))[0]) < (
+            IMAGE_MAX_STDERR
+        )
+        if trusted and image is not None:
+            used, response, inferred = "image", image.response, image
+        elif film is not None:
+            used, response, inferred = "film", film.response, film
+        elif rig:
+            used, response, inferred = "rig", rig, None
+        else:
+            used, response, inferred = "setpoints", None, None
+    hold = max((c.hold_s for c in cycles), default=1.0)
+    report: dict[str, Any] = {
+        "used": used,
+        "response": [list(r) for r in response] if response else None,
+        "image": image.as_dict() if image else None,
+        "film_resistance": film.as_dict() if film else None,
+        "rig": [list(r) for r in rig] if rig else None,
+        "agreement": {},
+    }
+    named = {"image": candidates["image"], "film_resistance": candidates["film"], "rig": rig}
+    if given:
+        named["given"] = given
+    names = [k for k, v in named.items() if v]
+    for a_i, a in enumerate(names):
+        for b in names[a_i + 1 :]:
+            ra, rb = named[a], named[b]
+            assert ra is not None and rb is not None
+            report["agreement"][f"{a}_vs_{b}"] = agreement(ra, rb, hold)
+    return response, report, inferred
+
+
+def _recorded_response(rec: Recording) -> Response | None:
+    """The step response a run recorded from its rig (run directories and their OME-Zarr
+    exports keep the run's manifest)."""
+    manifest = rec.extra.get("manifest")
+    pairs = manifest.get("heater_step_response") if isinstance(manifest, dict) else None
+    if not pairs:
+        return None
+    return tuple((float(w), float(tau)) for w, tau in pairs)
+
+
+_unavailable = {
+    "image": "the image thermometer found no common-mode dimming to fit (too few cycles or "
+    "no focal drift)",
+    "film": "no film temperature in frames.csv (film_temperature_K, from V/I), or too few "
+    "heated frames with one",
+    "rig": "the recording holds no step response from a rig (only run directories do)",
+}
 
 
 def _ensemble(a: Analysis) -> None:
@@ -247,7 +468,8 @@ def _ensemble(a: Analysis) -> None:
                     mean_intensity = np.nanmean(np.concatenate(curves, axis=1), axis=1)
             else:
                 mean_intensity = np.full(frames, np.nan)
-            step = float(np.nanmedian(a.events.step[usable][:, chosen]))
+            steps = a.events.step[usable][:, chosen]
+            step = float(np.nanmedian(steps)) if np.isfinite(steps).any() else float("nan")
             dimming = (1.0 - mean_intensity) / step if math.isfinite(step) else mean_intensity
             k1 = first_order_rate(grid, remaining)
             rates.append(k1)
@@ -295,6 +517,7 @@ def particle_rows(a: Analysis) -> tuple[list[str], list[list[str]]]:
         "size_nm",
         "ea_kj_mol",
         "ea_stderr_kj_mol",
+        "ea_stderr_temperature_kj_mol",
         "ln_prefactor",
         "ln_prefactor_stderr",
         "waiting_shape",
@@ -304,6 +527,7 @@ def particle_rows(a: Analysis) -> tuple[list[str], list[list[str]]]:
         "n_temperatures",
         "fit_status",
         "outlier",
+        "inert",
     ]
     later = [s for s in a.series if s > 1]
     for s in later:
@@ -329,6 +553,7 @@ def particle_rows(a: Analysis) -> tuple[list[str], list[list[str]]]:
             _fmt(float(a.size_nm[i]), 1) if a.size_nm is not None else "",
             _fmt(f.ea_kj_mol, 2),
             _fmt(f.ea_stderr_kj_mol, 2),
+            _fmt(f.ea_stderr_temperature_kj_mol, 2),
             _fmt(f.ln_prefactor, 3),
             _fmt(f.ln_prefactor_stderr, 3),
             _fmt(f.shape, 2),
@@ -338,6 +563,7 @@ def particle_rows(a: Analysis) -> tuple[list[str], list[list[str]]]:
             str(f.n_temperatures),
             f.status,
             str(int(i in outliers)),
+            str(int(a.inert is not None and bool(a.inert[i]))),
         ]
         for s in later:
             g = a.fits[s][i]
@@ -510,6 +736,8 @@ def summary(a: Analysis) -> dict[str, Any]:
         "cycles": len(a.cycles),
         "skip_cycles": a.skip_cycles,
         "thermal_response": [list(r) for r in a.response] if a.response else None,
+        "thermometry": a.thermometry,
+        "inert_particles": [int(i) for i in np.flatnonzero(a.inert)] if a.inert is not None else [],
         "series": a.series,
         "events": int(np.isfinite(e.nucleation_s).sum()),
         "censored": int((~np.isfinite(e.nucleation_s)).sum()),

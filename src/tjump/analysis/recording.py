@@ -169,6 +169,7 @@ class Recording:
     pixel_size_um: float | None = None
     truth_dir: Path | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    film_temperature_K: FloatArray | None = None  # from the film's V/I, NaN where unknown
 
     @property
     def frames(self) -> int:
@@ -240,6 +241,20 @@ def _numbers(path: Path, columns: dict[str, list[str]], name: str) -> FloatArray
     return values
 
 
+def _optional_numbers(path: Path, columns: dict[str, list[str]], name: str) -> FloatArray | None:
+    """A numeric column that may be absent or hold empty cells (NaN); None when absent or
+    empty throughout."""
+    if name not in columns:
+        return None
+    try:
+        values = np.array(
+            [float(v) if v.strip() else np.nan for v in columns[name]], dtype=np.float64
+        )
+    except ValueError as e:
+        raise InputError(f"{path}: column '{name}' holds a value that is not a number: {e}") from e
+    return values if np.isfinite(values).any() else None
+
+
 def _frame_period(time_s: FloatArray, path: Path) -> float:
     if len(time_s) < 2:
         raise InputError(f"{path} has fewer than two frames")
@@ -247,19 +262,6 @@ def _frame_period(time_s: FloatArray, path: Path) -> float:
     if np.any(steps <= 0):
         raise InputError(f"{path}: time_s must increase from frame to frame")
     return float(np.median(steps))
-
-
-def recorded_step_response(path: Path) -> tuple[tuple[float, float], ...] | None:
-    """The heater's step response a run directory recorded from its rig, if any, as
-    (weight, time constant s) pairs."""
-    try:
-        manifest = json.loads((path / MANIFEST).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    pairs = manifest.get("heater_step_response") if isinstance(manifest, dict) else None
-    if not pairs:
-        return None
-    return tuple((float(w), float(tau)) for w, tau in pairs)
 
 
 def open_recording(path: Path) -> Recording:
@@ -311,7 +313,15 @@ def _open_generic(tif: Path, table: Path) -> Recording:
     if "exposure_s" in columns:
         exposure = min(float(np.median(_numbers(table, columns, "exposure_s"))), period)
     return Recording(
-        tif.parent, [frame_file], time_s, temperature, kind, cycle, period, exposure_s=exposure
+        tif.parent,
+        [frame_file],
+        time_s,
+        temperature,
+        kind,
+        cycle,
+        period,
+        exposure_s=exposure,
+        film_temperature_K=_optional_numbers(table, columns, "film_temperature_K"),
     )
 
 
@@ -359,4 +369,5 @@ def _open_run(path: Path) -> Recording:
         pixel_size_um=manifest.get("pixel_size_um"),
         truth_dir=truth if truth.is_dir() else None,
         extra={"manifest": manifest},
+        film_temperature_K=_optional_numbers(table, columns, "film_temperature_K"),
     )

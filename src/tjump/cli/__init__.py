@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from tjump.cli import analyze, devices, export, gui, run
+from tjump.cli import analyze, calibrate, devices, export, gui, run
 from tjump.cli.console import console
 from tjump.errors import TjumpError
 
@@ -21,6 +21,7 @@ app.command()(run.resume)
 app.command()(run.schema)
 app.command()(export.export)
 app.command()(analyze.analyze)
+app.command()(calibrate.calibrate)
 app.command()(gui.gui)
 app.add_typer(devices.app, name="devices")
 

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from tjump.analysis.pipeline import analyze_recording, summary, write_analysis
-from tjump.analysis.recording import recorded_step_response
 from tjump.analysis.sizing import load_size_calibration
-from tjump.analysis.zarr_recording import zarr_step_response
 from tjump.cli.console import console
 from tjump.errors import InputError
 
@@ -62,33 +60,45 @@ def analyze(
             "--thermal-response",
             help=(
                 "The heater's step response as weight:tau_s pairs, e.g. 0.776:0.17,0.224:8.6 "
-                "(the simulated rig): fit Arrhenius against the lagging film temperature "
-                "instead of the setpoint."
+                "(the simulated rig): use it instead of any thermometer."
             ),
         ),
     ] = None,
+    thermometer: Annotated[
+        str,
+        typer.Option(
+            "--thermometer",
+            help=(
+                "Where the film's step response comes from: auto (the image's focal drift "
+                "when well determined, else the film's V/I, the rig's, the setpoints), "
+                "image, film, rig or setpoints."
+            ),
+        ),
+    ] = "auto",
     setpoints: Annotated[
         bool,
-        typer.Option(
-            "--setpoints",
-            help="Fit Arrhenius against the setpoints even where the run recorded its "
-            "heater's step response.",
-        ),
+        typer.Option("--setpoints", help="Fit against the setpoints (= --thermometer setpoints)."),
     ] = False,
+    inert: Annotated[
+        Path | None,
+        typer.Option(
+            "--inert",
+            help="Text file naming inert reference particles: one id or x,y position a line.",
+        ),
+    ] = None,
     figures: Annotated[
         bool, typer.Option("--figures/--no-figures", help="Write figures and report.html.")
     ] = True,
 ) -> None:
     """Find particles, their nucleation events and their activation energies.
 
-    Temperatures are the film's, from the heater's step response where known (given with
-    --thermal-response, or recorded by the run from its rig file), else the setpoints."""
+    Temperatures are the film's: its step response is read from the recording itself (the
+    common-mode focal drift of the particles, cross-checked with the film's V/I where
+    recorded), or given with --thermal-response."""
     size_calibration = load_size_calibration(calibration) if calibration is not None else None
-    response = None
-    if thermal_response:
-        response = parse_response(thermal_response)
-    elif not setpoints:
-        response = recorded_step_response(recording) or zarr_step_response(recording)
+    response = parse_response(thermal_response) if thermal_response else None
+    if inert is not None and not inert.is_file():
+        raise InputError(f"--inert {inert}: file not found")
     with console.status("analysing"):
         analysis = analyze_recording(
             recording,
@@ -96,6 +106,8 @@ def analyze(
             skip_cycles=skip_cycles,
             ablation_K=ablation_K,
             response=response,
+            thermometer="setpoints" if setpoints else thermometer,
+            inert_file=inert,
         )
         write_analysis(analysis, output, figures=figures)
     s = summary(analysis)
@@ -103,6 +115,34 @@ def analyze(
     ea = pop.get("ea_median_kj_mol")
     ea_text = f", median Ea {ea:.0f} kJ/mol over {pop['particles_with_ea']}" if ea else ""
     typer.echo(
-        f"{s['particles']} particles ({s['usable_particles']} usable), {s['cycles']} cycles, "
+        f"{s['particles']} particles ({s['usable_particles']} usable, "
+        f"{len(s['inert_particles'])} inert), {s['cycles']} cycles, "
         f"{s['events']} events, {s['censored']} censored{ea_text} -> {output}"
     )
+    typer.echo(thermometer_line(s["thermometry"]))
+
+
+def thermometer_line(report: dict[str, Any]) -> str:
+    """One line: which thermometer gave the temperatures and how well the others agree."""
+    used = report["used"]
+    names = {
+        "image": "the image (common-mode focal drift)",
+        "film": "the film's resistance (V/I)",
+        "rig": "the rig file's step response",
+        "given": "--thermal-response",
+        "setpoints": "the setpoints (no step response)",
+    }
+    text = f"temperatures from {names[used]}"
+    if report.get("response"):
+        parts = ", ".join(f"{w:.2f} x {tau:.2g} s" for w, tau in report["response"])
+        text += f": step response {parts}"
+    inferred = report.get({"image": "image", "film": "film_resistance"}.get(used, ""))
+    if inferred:
+        at10 = inferred["fraction_of_step"]["10_s"]
+        text += f"; {at10['value']:.1%} +- {at10['stderr']:.1%} of a step at 10 s"
+    agreement = report.get("agreement") or {}
+    if agreement:
+        text += "; agreement (largest difference of the step responses): " + ", ".join(
+            f"{k.replace('_vs_', ' vs ')} {v:.1%}" for k, v in agreement.items()
+        )
+    return text

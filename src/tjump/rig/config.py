@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, model_validator
 
 from tjump.files import load_yaml, validate
+from tjump.rig.heater_model import FilmResistance, load_heater_model
 from tjump.sim.config import SimConfig, ThermalComponent
 
 SIMULATED = "simulated"  # visa_library naming the simulated rig's own instruments
@@ -160,14 +161,30 @@ class RigConfig(_Strict):
         None,
         description="the film's measured step response; a simulated rig's is its model's",
     )
+    film_resistance: FilmResistance | None = Field(
+        None, description="R0 and alpha of the film, for its temperature from V/I"
+    )
+    heater_model: Path | None = Field(
+        None,
+        description="file written by `tjump calibrate` (relative to the rig file): film "
+        "resistance and step response, used where not given inline",
+    )
     simulation: SimConfig = SimConfig()
+
+    @property
+    def film(self) -> FilmResistance | None:
+        """The film's R(T), where known: a simulated rig's is its model's."""
+        if self.film_resistance is None and self.kind == "simulated":
+            t = self.simulation.thermal
+            return FilmResistance(r0_ohm=t.r0_ohm, alpha_per_K=t.alpha_per_K, t0_K=self.ambient_K)
+        return self.film_resistance
 
     @property
     def step_response(self) -> tuple[ThermalComponent, ...] | None:
         """How the film follows a step of its setpoint, where known: analysis uses it to
         fit activation energies against the film's lagging temperature."""
         if self.heater_step_response is None and self.kind == "simulated":
-            return self.simulation.thermal.components
+            return self.simulation.thermal.step_response
         return self.heater_step_response
 
     @model_validator(mode="after")
@@ -212,9 +229,17 @@ def load_rig(path: Path) -> RigConfig:
     if camera.config is not None:
         camera = camera.model_copy(update={"config": _resolve(path, camera.config)})
     devices = rig.devices.model_copy(update={"camera": camera})
-    return rig.model_copy(
-        update={"calibration": _resolve(path, rig.calibration), "devices": devices}
-    )
+    update: dict[str, object] = {"calibration": _resolve(path, rig.calibration), "devices": devices}
+    if rig.heater_model is not None:
+        model_path = _resolve(path, rig.heater_model)
+        update["heater_model"] = model_path
+        if model_path.is_file():  # absent until `tjump calibrate` has written it
+            model = load_heater_model(model_path)
+            if rig.film_resistance is None:
+                update["film_resistance"] = model.film_resistance
+            if rig.heater_step_response is None:
+                update["heater_step_response"] = model.step_response
+    return rig.model_copy(update=update)
 
 
 def _resolve(rig_file: Path, path: Path) -> Path:

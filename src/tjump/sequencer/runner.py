@@ -30,6 +30,7 @@ from tjump.storage import RunDirectory
 from tjump.storage.layout import (
     FRAMES_CSV,
     RUN_CALIBRATION,
+    RUN_HEATER_MODEL,
     RUN_MM_CONFIG,
     RUN_PROTOCOL,
     RUN_RIG,
@@ -163,6 +164,10 @@ def _save_inputs(plan: RunPlan, output: Path) -> None:
         (output / RUN_PROTOCOL).write_text(text, encoding="utf-8")
     shutil.copyfile(plan.rig.calibration, output / RUN_CALIBRATION)
     rig = load_yaml(plan.rig_path, "rig") | {"calibration": RUN_CALIBRATION}
+    heater_model = plan.rig.heater_model
+    if heater_model is not None and heater_model.is_file():  # what `tjump calibrate` measured
+        shutil.copyfile(heater_model, output / RUN_HEATER_MODEL)
+        rig["heater_model"] = RUN_HEATER_MODEL
     mm_config = plan.rig.devices.camera.config
     if mm_config is not None:  # the lab camera's Micro-Manager configuration
         shutil.copyfile(mm_config, output / RUN_MM_CONFIG)

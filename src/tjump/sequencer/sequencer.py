@@ -84,6 +84,7 @@ class Sequencer:
         channels = rig.daq.channels
         self._drive_column = channels.index("drive_V")
         self._current_column = channels.index("current_A")
+        self._film = rig.config.film  # R(T) of the film: its temperature from V/I
         self._dropped = 0  # frames triggered that never arrived
         self._early_frame: CameraFrame | None = None  # arrived after frames were lost
         self._armed: dict[int, float] = {}  # heat steps programmed ahead: drive voltage
@@ -347,6 +348,7 @@ class Sequencer:
                 current_A=round(float(current), 7),
                 daq_index=self.writer.sample_offset + session_index,
                 camera_frame=frame.number,
+                film_temperature_K=self._film_temperature(drive_v, current),
             )
             self.writer.write_frame(frame.image, record)
             self._emit(self.events.frame_acquired, frame.image, record)
@@ -356,6 +358,13 @@ class Sequencer:
                 last_progress = now
                 self._emit(self.events.progress, self._progress(segment, f + 1))
             f += 1
+
+    def _film_temperature(self, drive_V: float, current_A: float) -> float:
+        """The film's temperature from V/I over the exposure, NaN where it cannot be read."""
+        if self._film is None:
+            return float("nan")
+        value = float(self._film.temperature_K(np.array([drive_V]), np.array([current_A]))[0])
+        return round(value, 3) if math.isfinite(value) else float("nan")
 
     def _place(self, frame: CameraFrame, expected: int) -> int:
         """The schedule frame `frame` belongs to, by the camera's own frame counter: a

@@ -21,6 +21,8 @@ class ThermalConfig(_Strict):
 
     The default step response (weights 0.776 / 0.224, tau 0.17 s / 8.6 s) is the sum of two
     exponentials that reaches 35 % of the step in 0.1 s, 80 % in 1 s and 93 % in 10 s.
+    `lag_factor` stretches every time constant (0.5: a film twice as fast, 3: a thicker
+    coverslip three times as slow) without writing the components out again.
     """
 
     r0_ohm: PositiveFloat = 20.0
@@ -30,6 +32,15 @@ class ThermalConfig(_Strict):
         ThermalComponent(weight=0.776, tau_s=0.17),
         ThermalComponent(weight=0.224, tau_s=8.6),
     )
+    lag_factor: PositiveFloat = 1.0
+
+    @property
+    def step_response(self) -> tuple[ThermalComponent, ...]:
+        """The components with `lag_factor` applied: how the film actually responds."""
+        return tuple(
+            ThermalComponent(weight=c.weight, tau_s=c.tau_s * self.lag_factor)
+            for c in self.components
+        )
 
 
 class SupplyConfig(_Strict):
@@ -97,13 +108,22 @@ class SensorConfig(_Strict):
 
 
 class OpticsConfig(_Strict):
-    """PSF, focal drift with the substrate temperature, and slow lateral drift."""
+    """PSF, focal drift with the temperature of the heated spot, slow lateral drift, and the
+    light source's flicker.
+
+    The focus moves `focus_um_per_K` per kelvin of the spot's rise above ambient, so every
+    particle (inert ones too) dims as 1 / (1 + (z / z_R)^2) with the film's own lag.
+    `flicker_rms`: relative standard deviation of the illumination from frame to frame,
+    the same for every particle (white, plus a slow part `flicker_slow_rms` with time
+    constant `flicker_slow_s`)."""
 
     psf_fwhm_px: PositiveFloat = 1.8
     focus_um_per_K: float = 0.0044
     rayleigh_range_um: PositiveFloat = 1.75
-    substrate_lag_s: PositiveFloat = 8.6
     lateral_drift_px_per_h: tuple[float, float] = (0.4, -0.25)
+    flicker_rms: float = Field(0.0, ge=0, le=0.2)
+    flicker_slow_rms: float = Field(0.0, ge=0, le=0.2)
+    flicker_slow_s: PositiveFloat = 5.0
 
 
 class SimConfig(_Strict):

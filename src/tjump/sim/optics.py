@@ -55,6 +55,30 @@ def background_table(sensor: SensorConfig, exposure_scale: float) -> NDArray[np.
     return table
 
 
+class Flicker:
+    """The light source's brightness, the same for every particle: white frame-to-frame
+    noise plus a slow random walk back to 1 (Ornstein-Uhlenbeck)."""
+
+    def __init__(self, optics: OpticsConfig, seed: int) -> None:
+        self.optics = optics
+        self._rng = np.random.default_rng([seed, 5])
+        self._slow = 0.0
+        self._last_s: float | None = None
+
+    def next(self, time_s: float) -> float:
+        """Brightness (around 1) of the exposure ending at `time_s`."""
+        o = self.optics
+        if o.flicker_rms == 0 and o.flicker_slow_rms == 0:
+            return 1.0
+        if o.flicker_slow_rms > 0:
+            dt = 0.0 if self._last_s is None else max(time_s - self._last_s, 0.0)
+            keep = float(np.exp(-dt / o.flicker_slow_s)) if self._last_s is not None else 0.0
+            spread = o.flicker_slow_rms * float(np.sqrt(1.0 - keep**2))
+            self._slow = keep * self._slow + spread * float(self._rng.normal())
+        self._last_s = time_s
+        return max(1.0 + self._slow + o.flicker_rms * float(self._rng.normal()), 0.0)
+
+
 class Renderer:
     """Turns scenes into uint16 frames; owns the camera's noise generator."""
 

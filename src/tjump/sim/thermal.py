@@ -21,9 +21,10 @@ class FilmThermalModel:
         self.config = config
         self.ambient_K = ambient_K
         self.current_limit_A = current_limit_A
-        weights = np.array([c.weight for c in config.components])
+        response = config.step_response
+        weights = np.array([c.weight for c in response])
         self._weights = weights / weights.sum()
-        self._taus = np.array([c.tau_s for c in config.components])
+        self._taus = np.array([c.tau_s for c in response])
         self._state = np.zeros(len(self._taus))  # each component's share of dT, in K
 
     def resistance(self, temperature_K: float | NDArray[np.float64]) -> NDArray[np.float64]:
@@ -53,6 +54,23 @@ class FilmThermalModel:
     def temperature(self) -> float:
         """Current temperature of the heated spot."""
         return float(self.ambient_K + self._state.sum())
+
+    def state(self) -> NDArray[np.float64]:
+        """Each component's share of the rise above ambient now (K)."""
+        return self._state.copy()
+
+    def mean_rise(
+        self, state: NDArray[np.float64], drive_V: float, start_s: float, end_s: float
+    ) -> float:
+        """Mean rise above ambient over [start_s, end_s] (seconds after `state`) under a
+        constant drive (exact: each component relaxes exponentially)."""
+        target = self._weights * self.steady_rise(drive_V)
+        taus = self._taus
+        if end_s - start_s <= 1e-12:
+            decay = np.exp(-start_s / taus)
+        else:
+            decay = taus / (end_s - start_s) * (np.exp(-start_s / taus) - np.exp(-end_s / taus))
+        return float((target + (state - target) * decay).sum())
 
     def advance(self, drive_V: float, dt: NDArray[np.float64]) -> NDArray[np.float64]:
         """Temperatures at times `dt` (increasing, seconds from now) under a constant drive;

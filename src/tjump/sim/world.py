@@ -19,7 +19,7 @@ from numpy.typing import NDArray
 
 from tjump.clock import VirtualClock
 from tjump.sim.config import SimConfig
-from tjump.sim.optics import Renderer, Scene
+from tjump.sim.optics import Flicker, Renderer, Scene
 from tjump.sim.sample import SampleKinetics, Transition, make_particles
 from tjump.sim.thermal import FilmThermalModel
 
@@ -54,7 +54,13 @@ class SimWorld:
         self.camera_drops: set[int] = set()  # fault injection: triggers the camera misses
         self._lock = threading.RLock()
         self._tick = 0
-        self._substrate_from = (0.0, 0.0, 0.0)  # (time, rise then, steady rise)
+        # (start time, each component's rise then, drive) of the last integrated stretch
+        self._stretch: tuple[float, NDArray[np.float64], float] = (
+            0.0,
+            self.thermal.state(),
+            0.0,
+        )
+        self._flicker = Flicker(config.optics, config.seed)
         self._daq_rng = np.random.default_rng([config.seed, 4])
         self._daq_running = False  # analog inputs sampling
         self._triggering = False  # counter output triggering the camera
@@ -170,9 +176,8 @@ class SimWorld:
         elapsed = times - self._tick * self.dt
         drive = self.drive_V()
         before = self.thermal.temperature()
+        self._stretch = (self._tick * self.dt, self.thermal.state(), drive)
         temps = self.thermal.advance(drive, elapsed)
-        start = self._tick * self.dt
-        self._substrate_from = (start, self._substrate_at(start), self.thermal.steady_rise(drive))
         self.transitions.extend(self.kinetics.advance(times, temps, self.dt, before))
         if self._daq_running:  # sample k is taken at the start of tick k
             sampled = np.concatenate([[before], temps[:-1]])
@@ -183,10 +188,11 @@ class SimWorld:
             self._daq_blocks.append(np.column_stack([film, current]) + noise)
         self._tick += n
 
-    def _substrate_at(self, t: float) -> float:
-        """Substrate temperature rise at `t` within the last integrated stretch."""
-        t0, rise0, steady = self._substrate_from
-        return steady + (rise0 - steady) * math.exp(-(t - t0) / self.config.optics.substrate_lag_s)
+    def _mean_rise(self, start: float, end: float) -> float:
+        """The heated spot's mean rise above ambient over [start, end] within the last
+        integrated stretch (the drive is constant over a stretch: the closed form is exact)."""
+        t0, state, drive = self._stretch
+        return self.thermal.mean_rise(state, drive, start - t0, end - t0)
 
     def _emit_scene(self) -> None:
         frame = self._frames_triggered
@@ -195,7 +201,9 @@ class SimWorld:
         p = self.particles
         optics = self.config.optics
         scale = self.exposure_s * 1e3 / self.config.sensor.reference_exposure_ms
-        focus = optics.focus_um_per_K * self._substrate_at(end) / optics.rayleigh_range_um
+        # the focus follows the spot's temperature, averaged over the exposure
+        rise = self._mean_rise(start, end)
+        focus = optics.focus_um_per_K * rise / optics.rayleigh_range_um
         hs = self.kinetics.mean_high_spin(start, end)
         ablated = self.kinetics.ablation() * self.config.sample.ablation.dimming
         electrons = (
@@ -205,6 +213,7 @@ class SimWorld:
             * (1.0 - p.hs_dimming * hs)
             * (1.0 - ablated)
             / (1.0 + focus**2)
+            * self._flicker.next(end)
         )
         vx, vy = optics.lateral_drift_px_per_h
         self.scenes.put(

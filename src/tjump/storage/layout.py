@@ -24,6 +24,7 @@ LIVE_PARTICLES = "live-particles.csv"
 RUN_PROTOCOL = "protocol.yaml"
 RUN_RIG = "rig.yaml"
 RUN_CALIBRATION = "heater-calibration.csv"
+RUN_HEATER_MODEL = "heater-model.yaml"
 RUN_MM_CONFIG = "micro-manager.cfg"
 LIVE_TRACES = "live-traces.csv"
 
@@ -43,10 +44,15 @@ class FrameRecord:
     current_A: float
     daq_index: int
     camera_frame: int
+    # the film's temperature from its resistance V/I (NaN: drive off or R(T) unknown)
+    film_temperature_K: float = float("nan")
 
     def row(self) -> tuple[object, ...]:
-        """The values in FRAME_COLUMNS order (astuple's deep copy cost 0.3 ms a frame)."""
-        return tuple(getattr(self, name) for name in FRAME_COLUMNS)
+        """The values in FRAME_COLUMNS order (astuple's deep copy cost 0.3 ms a frame);
+        an unknown film temperature is left empty."""
+        values = tuple(getattr(self, name) for name in FRAME_COLUMNS)
+        film = self.film_temperature_K
+        return values if film == film else (*values[:-1], "")
 
 
 FRAME_COLUMNS = tuple(f.name for f in fields(FrameRecord))

@@ -1,0 +1,106 @@
+"""Inert reference particles: found in the data, or named by the user.
+
+A particle is inert when it shows no transition in any cycle while its intensity follows the
+common mode (it dims with the focal drift after each jump like every other particle, and
+nothing else): an SiO2 reference, or a spin-crossover particle that never switches at the
+temperatures recorded. Inert particles are kept in the common mode, which they define best,
+and are never given events.
+
+Users can name them in a text file: one particle a line, either its id (as in
+particles.csv) or its position `x,y` in pixels (matched to the nearest particle within 3 px).
+Blank lines and lines starting with `#` are skipped.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+from numpy.typing import NDArray
+
+from tjump.analysis.detection import Detections
+from tjump.analysis.events import Cycle, EventTable
+from tjump.errors import InputError
+
+FloatArray = NDArray[np.float64]
+MATCH_PX = 3.0
+MIN_CYCLES = 3
+MIN_DIMMING = 0.004  # the common mode must dim at least this much for "following" to be tested
+
+
+def find_inert(
+    intensity: FloatArray,
+    cycles: list[Cycle],
+    events: EventTable,
+    common: FloatArray,
+) -> NDArray[np.bool_]:
+    """Particles with no event in any cycle whose relative dimming in the heated frames is
+    the common mode's (regression slope between 0.5 and 1.5 where the common mode dims by
+    more than `MIN_DIMMING`; where it barely dims, no event is enough)."""
+    n = intensity.shape[1]
+    quiet = ~np.isfinite(events.nucleation_s).any(axis=1)
+    seen = np.isfinite(events.level).sum(axis=1) >= min(MIN_CYCLES, len(cycles))
+    xs: list[FloatArray] = []
+    ys: list[FloatArray] = []
+    for j, c in enumerate(cycles):
+        level = events.level[:, j]
+        rel = intensity[c.first : c.cool_first] / level[None, :]
+        xs.append(np.repeat(1.0 - common[c.first : c.cool_first, None], n, axis=1))
+        ys.append(1.0 - rel)
+    if not xs:
+        return np.zeros(n, dtype=bool)
+    x, y = np.concatenate(xs), np.concatenate(ys)
+    good = np.isfinite(x) & np.isfinite(y)
+    x, y = np.where(good, x, 0.0), np.where(good, y, 0.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        xx = (x * x).sum(axis=0)
+        slope = (x * y).sum(axis=0) / xx
+        dimming = np.sqrt(xx / np.maximum(good.sum(axis=0), 1))
+    follows = (dimming < MIN_DIMMING) | ((slope > 0.5) & (slope < 1.5))
+    return np.asarray(quiet & seen & follows)
+
+
+def read_inert_file(path: Path, detections: Detections) -> NDArray[np.bool_]:
+    """The particles a user names as inert (ids or x,y positions), as a mask."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as e:
+        raise InputError(f"--inert {path} cannot be read: {e}") from e
+    n = len(detections)
+    mask = np.zeros(n, dtype=bool)
+    for number, raw in enumerate(lines, start=1):
+        line = raw.split("#", 1)[0].strip()
+        if not line:
+            continue
+        parts = [p for p in line.replace(";", ",").replace(" ", ",").split(",") if p]
+        try:
+            values = [float(p) for p in parts]
+        except ValueError:
+            raise InputError(
+                f"--inert {path} line {number}: {raw.strip()!r} is neither a particle id nor "
+                "an x,y position"
+            ) from None
+        if len(values) == 1 and values[0].is_integer():
+            pid = int(values[0])
+            if not 0 <= pid < n:
+                raise InputError(
+                    f"--inert {path} line {number}: particle {pid} does not exist (ids 0-{n - 1})"
+                )
+            mask[pid] = True
+        elif len(values) == 2:
+            distance = np.hypot(detections.x - values[0], detections.y - values[1])
+            nearest = int(np.argmin(distance)) if n else -1
+            if nearest < 0 or distance[nearest] > MATCH_PX:
+                raise InputError(
+                    f"--inert {path} line {number}: no particle within {MATCH_PX:g} px of "
+                    f"({values[0]:g}, {values[1]:g})"
+                )
+            mask[nearest] = True
+        else:
+            raise InputError(
+                f"--inert {path} line {number}: {raw.strip()!r} is neither a particle id nor "
+                "an x,y position"
+            )
+    return mask

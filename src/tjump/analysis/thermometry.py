@@ -1,0 +1,332 @@
+"""The sample as its own thermometer: the film's step response read from the recording.
+
+Two thermometers, both independent of any separate calibration run:
+
+- **The image.** Right after a jump every particle dims together, inert ones too: the
+  substrate's refractive index changes with its temperature and moves the focus by an
+  amount proportional to the temperature rise r, so the common-mode intensity is
+  D(r) = 1 / (1 + (g r)^2) (a Lorentzian focus curve; g is the defocus per kelvin over the
+  Rayleigh range). Within a cycle the common mode is relative to the level just before the
+  jump, so the model is D(r_k) / D(r_pre).
+- **The film's resistance.** Where the DAQ recorded the film's drive and current, R = V/I
+  and R(T) = R0 (1 + alpha (T - T0)) give the film temperature of every heated frame.
+
+Either is fitted with the film's step response, a sum of two exponentials
+r(s) = (Tset - T0) (1 - w exp(-s / tau1) - (1 - w) exp(-s / tau2)) driven by the setpoints of
+the whole recording (so the relaxation on cooling, and what is left of it at the next jump,
+are part of the model), averaged over each frame's exposure. Parameters are
+theta = (logit w, ln tau1, ln tau2) and, for the image, ln g; their covariance is estimated
+by a jackknife over groups of cycles, which keeps the slow correlated parts of the noise
+(light-source drift) in the error bars.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy import optimize, signal
+
+from tjump.analysis.events import Cycle
+from tjump.analysis.kinetics import Response
+
+FloatArray = NDArray[np.float64]
+
+JACKKNIFE_GROUPS = 8
+# starting points (w, tau1, tau2): from a film much faster to much slower than a typical one
+_STARTS = [
+    (w, t1, t2)
+    for w in (0.5, 0.8)
+    for t1 in (0.05, 0.3, 1.5)
+    for t2 in (3.0, 12.0, 40.0)
+    if t2 > 2 * t1
+]
+
+
+@dataclass(frozen=True)
+class InferredResponse:
+    """A step response fitted to one thermometer, with its uncertainty."""
+
+    source: str  # "image" (common-mode focal drift) or "film resistance" (V/I)
+    theta: FloatArray  # (logit w, ln tau1, ln tau2)
+    covariance: FloatArray  # of theta (3 x 3)
+    rms: float  # residual rms of the fit (relative intensity, or K)
+    jumps: int
+    scale: float  # image: defocus per kelvin g; film resistance: reached fraction of the step
+
+    @property
+    def response(self) -> Response:
+        return to_response(self.theta)
+
+    def fraction_at(self, s: FloatArray) -> FloatArray:
+        """Fraction of a step reached `s` seconds after it."""
+        return step_fraction(self.response, s)
+
+    def fraction_error_at(self, s: FloatArray) -> FloatArray:
+        """Standard error of `fraction_at` (propagated through the covariance)."""
+        grads = np.stack(
+            [
+                (step_fraction(to_response(self.theta + h), s) - self.fraction_at(s)) / 1e-4
+                for h in np.eye(3) * 1e-4
+            ],
+            axis=1,
+        )
+        var = np.einsum("ki,ij,kj->k", grads, self.covariance, grads)
+        return np.asarray(np.sqrt(np.clip(var, 0.0, None)))
+
+    def directions(self) -> list[FloatArray]:
+        """One-standard-deviation perturbations of theta along the covariance's principal
+        axes (their effects add in quadrature)."""
+        values, vectors = np.linalg.eigh(self.covariance)
+        return [vectors[:, i] * np.sqrt(values[i]) for i in range(len(values)) if values[i] > 1e-12]
+
+    def as_dict(self) -> dict[str, Any]:
+        grid = np.array([0.1, 1.0, 10.0, 30.0])
+        frac, err = self.fraction_at(grid), self.fraction_error_at(grid)
+        return {
+            "source": self.source,
+            "components": [{"weight": round(w, 4), "tau_s": round(t, 4)} for w, t in self.response],
+            "fraction_of_step": {
+                f"{s:g}_s": {"value": round(float(f), 4), "stderr": round(float(e), 4)}
+                for s, f, e in zip(grid, frac, err, strict=True)
+            },
+            "theta": [float(v) for v in self.theta],
+            "theta_covariance": [[float(v) for v in row] for row in self.covariance],
+            "fit_rms": self.rms,
+            "jumps": self.jumps,
+            ("defocus_per_K" if self.source == "image" else "fraction_of_setpoint_rise"): (
+                self.scale
+            ),
+        }
+
+
+def to_response(theta: FloatArray) -> Response:
+    """(logit w, ln tau1, ln tau2) -> ((w, tau1), (1 - w, tau2)), fast component first."""
+    w = float(1.0 / (1.0 + np.exp(-theta[0])))
+    t1, t2 = float(np.exp(theta[1])), float(np.exp(theta[2]))
+    pairs = [(w, t1), (1.0 - w, t2)]
+    return tuple(sorted(pairs, key=lambda p: p[1]))
+
+
+def from_response(response: Response) -> FloatArray:
+    """The inverse of `to_response` for a two-component response."""
+    (w, t1), (_, t2) = sorted(response, key=lambda p: p[1])
+    w = float(np.clip(w, 1e-4, 1 - 1e-4))
+    return np.array([np.log(w / (1 - w)), np.log(t1), np.log(t2)])
+
+
+def step_fraction(response: Response, s: FloatArray) -> FloatArray:
+    """Fraction of a step reached `s` seconds after it."""
+    s = np.asarray(s, dtype=np.float64)
+    return np.asarray(1.0 - sum(w * np.exp(-s / tau) for w, tau in response))
+
+
+def exposure_rise(
+    time_s: FloatArray,
+    setpoint_K: FloatArray,
+    response: Response,
+    ambient_K: float,
+    exposure_s: float,
+) -> FloatArray:
+    """The film's rise above ambient averaged over each frame's exposure [t_k, t_k + e], for
+    a setpoint held constant over each frame period (it changes on frame edges)."""
+    period = float(np.median(np.diff(time_s)))
+    rise = np.asarray(setpoint_K, dtype=np.float64) - ambient_K
+    total = np.zeros(len(time_s))
+    e = max(min(exposure_s, period), 1e-6)
+    for weight, tau in response:
+        a = float(np.exp(-period / tau))
+        start = signal.lfilter([0.0, (1.0 - a) * weight], [1.0, -a], rise)
+        target = weight * rise
+        mean_decay = tau / e * (1.0 - np.exp(-e / tau))
+        total += target + (start - target) * mean_decay
+    return total
+
+
+# -- the image thermometer --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Frames:
+    """The frames of each cycle the image fit uses, and where its level was taken."""
+
+    index: NDArray[np.intp]  # frames (pre-jump level, heating and cooling) of every cycle
+    cycle: NDArray[np.intp]  # which cycle (position in `cycles`) each frame belongs to
+    pre_index: list[NDArray[np.intp]]
+
+
+def _cycle_frames(cycles: list[Cycle], frames: int) -> _Frames:
+    index: list[NDArray[np.intp]] = []
+    which: list[NDArray[np.intp]] = []
+    pre: list[NDArray[np.intp]] = []
+    for j, c in enumerate(cycles):
+        span = np.arange(c.pre_first, min(c.end, frames))
+        index.append(span)
+        which.append(np.full(len(span), j))
+        pre.append(np.arange(c.pre_first, c.first))
+    return _Frames(np.concatenate(index), np.concatenate(which), pre)
+
+
+def _image_model(
+    theta: FloatArray,
+    ln_g: float,
+    time_s: FloatArray,
+    setpoint_K: FloatArray,
+    ambient_K: float,
+    exposure_s: float,
+    frames: _Frames,
+) -> FloatArray:
+    rise = exposure_rise(time_s, setpoint_K, to_response(theta), ambient_K, exposure_s)
+    dim = 1.0 / (1.0 + (np.exp(ln_g) * rise) ** 2)
+    pre = np.array([dim[p].mean() if len(p) else 1.0 for p in frames.pre_index])
+    return np.asarray(dim[frames.index] / pre[frames.cycle])
+
+
+def _fit_image(
+    common: FloatArray,
+    time_s: FloatArray,
+    setpoint_K: FloatArray,
+    ambient_K: float,
+    exposure_s: float,
+    frames: _Frames,
+    keep: NDArray[np.bool_],
+    starts: list[FloatArray],
+) -> tuple[FloatArray, float]:
+    """Best (theta, ln g) over the frames in `keep`, from several starting points; returns
+    (parameters, residual rms)."""
+    observed = common[frames.index]
+    good = keep & np.isfinite(observed)
+
+    def residuals(p: FloatArray) -> FloatArray:
+        model = _image_model(p[:3], p[3], time_s, setpoint_K, ambient_K, exposure_s, frames)
+        return np.asarray((model - observed)[good])
+
+    best: tuple[float, FloatArray] | None = None
+    lower = [-7.0, np.log(0.005), np.log(0.05), -12.0]
+    upper = [7.0, np.log(200.0), np.log(2000.0), 0.0]
+    if len(starts) > 3:  # refine only the three most promising starting points
+        costs = [float(np.sum(residuals(np.clip(p, lower, upper)) ** 2)) for p in starts]
+        starts = [starts[k] for k in np.argsort(costs)[:3]]
+    for start in starts:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            result = optimize.least_squares(
+                residuals, np.clip(start, lower, upper), bounds=(lower, upper), x_scale=1.0
+            )
+        cost = float(result.cost)
+        if best is None or cost < best[0]:
+            best = (cost, np.asarray(result.x))
+    assert best is not None
+    params = best[1]
+    rms = float(np.sqrt(2.0 * best[0] / max(int(good.sum()), 1)))
+    return params, rms
+
+
+def infer_from_image(
+    common: FloatArray,
+    cycles: list[Cycle],
+    time_s: FloatArray,
+    setpoint_K: FloatArray,
+    ambient_K: float,
+    exposure_s: float,
+) -> InferredResponse | None:
+    """The step response from the common-mode dimming, or None when the recording has too
+    few cycles or too little dimming to tell (less than 0.2 % at the hottest steps)."""
+    if len(cycles) < 2:
+        return None
+    frames = _cycle_frames(cycles, len(common))
+    ends = [c.cool_first - 1 for c in cycles]
+    dims = np.array([common[k] for k in ends])
+    rises = np.array([c.temperature_K - ambient_K for c in cycles])
+    ok = np.isfinite(dims) & (rises > 0)
+    if not ok.any() or float(np.median(1.0 - dims[ok])) < 0.002:
+        return None
+    g0 = float(np.median(np.sqrt(np.clip(1.0 / dims[ok] - 1.0, 1e-8, None)) / rises[ok]))
+    starts = [np.append(from_response(((w, t1), (1 - w, t2))), np.log(g0)) for w, t1, t2 in _STARTS]
+    everything = np.ones(len(frames.index), dtype=bool)
+    args = (common, time_s, setpoint_K, ambient_K, exposure_s, frames)
+    best, rms = _fit_image(*args, everything, starts)
+    # jackknife over groups of cycles, each refit started from the best fit
+    groups = min(JACKKNIFE_GROUPS, len(cycles))
+    labels = np.arange(len(cycles)) % groups
+    estimates = []
+    for g in range(groups):
+        keep = labels[frames.cycle] != g
+        estimates.append(_fit_image(*args, keep, [best])[0])
+    jack = np.asarray(estimates)
+    centred = jack - jack.mean(axis=0)
+    cov = (groups - 1) / groups * centred.T @ centred
+    return InferredResponse(
+        "image", best[:3], cov[:3, :3], rms, len(cycles), float(np.exp(best[3]))
+    )
+
+
+# -- the film-resistance thermometer ----------------------------------------------------------
+
+
+def infer_from_film(
+    film_K: FloatArray,
+    heating: NDArray[np.bool_],
+    cycles: list[Cycle],
+    time_s: FloatArray,
+    setpoint_K: FloatArray,
+    ambient_K: float,
+    exposure_s: float,
+) -> InferredResponse | None:
+    """The step response from the film temperature measured by V/I in the heated frames
+    (where the drive is off, V/I says nothing), or None without enough of them."""
+    valid = heating & np.isfinite(film_K)
+    if valid.sum() < 20 or len(cycles) < 2:
+        return None
+    index = np.flatnonzero(valid)
+    which = np.searchsorted([c.first for c in cycles], index, side="right") - 1
+    observed = film_K[index] - ambient_K
+
+    def fit(keep: NDArray[np.bool_], starts: list[FloatArray]) -> tuple[FloatArray, float]:
+        def residuals(p: FloatArray) -> FloatArray:
+            rise = exposure_rise(time_s, setpoint_K, to_response(p[:3]), ambient_K, exposure_s)
+            return np.asarray((p[3] * rise[index] - observed)[keep])
+
+        best: tuple[float, FloatArray] | None = None
+        lower, upper = [-7.0, np.log(0.005), np.log(0.05), 0.5], [7.0, 5.3, 7.6, 1.5]
+        for start in starts:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                result = optimize.least_squares(
+                    residuals, np.clip(start, lower, upper), bounds=(lower, upper)
+                )
+            if best is None or result.cost < best[0]:
+                best = (float(result.cost), np.asarray(result.x))
+        assert best is not None
+        return best[1], float(np.sqrt(2.0 * best[0] / max(int(keep.sum()), 1)))
+
+    starts = [np.append(from_response(((w, t1), (1 - w, t2))), 1.0) for w, t1, t2 in _STARTS]
+    best, rms = fit(np.ones(len(index), dtype=bool), starts)
+    groups = min(JACKKNIFE_GROUPS, len(cycles))
+    jack = np.asarray([fit((which % groups) != g, [best])[0] for g in range(groups)])
+    centred = jack - jack.mean(axis=0)
+    cov = (groups - 1) / groups * centred.T @ centred
+    return InferredResponse(
+        "film resistance", best[:3], cov[:3, :3], rms, len(cycles), float(best[3])
+    )
+
+
+def film_temperature_from_vi(
+    drive_V: FloatArray, current_A: FloatArray, r0_ohm: float, alpha_per_K: float, t0_K: float
+) -> FloatArray:
+    """Film temperature from R = V / I and R(T) = R0 (1 + alpha (T - T0)); NaN where the
+    drive is too small for the ratio to mean anything."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        resistance = drive_V / current_A
+        temperature = t0_K + (resistance / r0_ohm - 1.0) / alpha_per_K
+    usable = (np.abs(drive_V) > 0.01) & (np.abs(current_A) > 1e-5)
+    return np.where(usable, temperature, np.nan)
+
+
+def agreement(a: Response, b: Response, hold_s: float) -> float:
+    """Largest difference of two step responses over [0, hold_s], as a fraction of the step."""
+    s = np.linspace(0.0, max(hold_s, 0.1), 400)
+    return float(np.max(np.abs(step_fraction(a, s) - step_fraction(b, s))))
