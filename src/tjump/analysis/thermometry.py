@@ -155,19 +155,20 @@ class _Frames:
 
     index: NDArray[np.intp]  # frames (pre-jump level, heating and cooling) of every cycle
     cycle: NDArray[np.intp]  # which cycle (position in `cycles`) each frame belongs to
-    pre_index: list[NDArray[np.intp]]
+    pre_first: NDArray[np.intp]  # each cycle's level is the mean of [pre_first, first)
+    first: NDArray[np.intp]
 
 
 def _cycle_frames(cycles: list[Cycle], frames: int) -> _Frames:
     index: list[NDArray[np.intp]] = []
     which: list[NDArray[np.intp]] = []
-    pre: list[NDArray[np.intp]] = []
     for j, c in enumerate(cycles):
         span = np.arange(c.pre_first, min(c.end, frames))
         index.append(span)
         which.append(np.full(len(span), j))
-        pre.append(np.arange(c.pre_first, c.first))
-    return _Frames(np.concatenate(index), np.concatenate(which), pre)
+    pre_first = np.array([c.pre_first for c in cycles], dtype=np.intp)
+    first = np.array([max(c.first, c.pre_first + 1) for c in cycles], dtype=np.intp)
+    return _Frames(np.concatenate(index), np.concatenate(which), pre_first, first)
 
 
 def _image_model(
@@ -181,7 +182,8 @@ def _image_model(
 ) -> FloatArray:
     rise = exposure_rise(time_s, setpoint_K, to_response(theta), ambient_K, exposure_s)
     dim = 1.0 / (1.0 + (np.exp(ln_g) * rise) ** 2)
-    pre = np.array([dim[p].mean() if len(p) else 1.0 for p in frames.pre_index])
+    total = np.concatenate([[0.0], np.cumsum(dim)])
+    pre = (total[frames.first] - total[frames.pre_first]) / (frames.first - frames.pre_first)
     return np.asarray(dim[frames.index] / pre[frames.cycle])
 
 
