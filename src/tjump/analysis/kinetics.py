@@ -197,8 +197,8 @@ def fit_arrhenius(
     `response`: the heater's step response, to fit against the lagging film temperature
     instead of the setpoint; `start_K` (observations, components): each component's rise
     above `ambient_K` at the jump (zeros: the film starts cold; see `film_states`).
-    `initial`: a fit of the same waiting times to start from (e.g. under a nearby response).
-    `stderr=False` skips the standard errors (NaN), for refits that need only the values."""
+    `initial`: a fit of the same waiting times to start from (e.g. under a nearby response);
+    `stderr=False` skips the standard errors (NaN), for refits that need only Ea."""
     temperature_K = np.asarray(temperature_K, dtype=np.float64)
     waiting_s = np.asarray(waiting_s, dtype=np.float64)
     hold_s = np.asarray(hold_s, dtype=np.float64)

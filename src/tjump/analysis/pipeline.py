@@ -299,32 +299,30 @@ def with_temperature_errors(
     start_of: Callable[[Response], FloatArray | None],
     ambient_K: float,
 ) -> list[ArrheniusFit]:
-    """Each Ea (`waiting_s`: particles x observations) refitted with the step response moved
-    one standard deviation along each principal axis of its uncertainty; the changes, added
-    in quadrature, are Ea's error from the temperature, added in quadrature to its
-    statistical error. `start_of(response)`: the film's state at each jump under it."""
-    fitted = [i for i, f in enumerate(fits) if math.isfinite(f.ea_kj_mol)]
-    if not fitted:
-        return fits
+    """Each Ea (`waiting_s`: particles x observations) refitted (from its optimum) with the
+    step response one standard deviation away along each principal axis of its
+    uncertainty; the changes, added in quadrature, are Ea's error from the temperature,
+    added in quadrature to its statistical error. `start_of(response)`: the film's state
+    at each jump under it."""
     shifts = np.zeros(len(fits))
+    fitted = [i for i, f in enumerate(fits) if math.isfinite(f.ea_kj_mol)]
     for d in inferred.directions():
         moved = to_response(inferred.theta + d)
         start = start_of(moved)
         for i in fitted:
-            # the waiting times' shape barely depends on the response: keep it
-            other = fit_arrhenius(
+            ea = fit_arrhenius(
                 temperature_K,
                 waiting_s[i],
                 hold_s,
-                fits[i].shape,
+                None,
                 moved,
                 start,
                 ambient_K,
-                fits[i],
+                initial=fits[i],
                 stderr=False,
-            )
-            if math.isfinite(other.ea_kj_mol):
-                shifts[i] += (other.ea_kj_mol - fits[i].ea_kj_mol) ** 2
+            ).ea_kj_mol
+            if math.isfinite(ea):
+                shifts[i] += (ea - fits[i].ea_kj_mol) ** 2
     out = []
     for i, f in enumerate(fits):
         temp_err = float(np.sqrt(shifts[i]))
