@@ -2,7 +2,8 @@
 
 For each heater step response (the simulator's default stretched by `--lags`, e.g. twice as
 fast to three times as slow), with light-source flicker and particles as close as 7 px, it
-runs a series on the simulated rig, exports it to the generic format (frames.tif +
+runs a series (5 temperatures, 370.8-384.9 K, 8 cycles of 40 s hot / 40 s cold) on the
+simulated rig, exports it to the generic format (frames.tif +
 frames.csv with only frame,time_s,temperature_K: no step response, no V/I, no kind), runs
 `tjump analyze`'s pipeline on it and scores it against sim-truth/:
 
@@ -13,8 +14,9 @@ frames.csv with only frame,time_s,temperature_K: no step response, no V/I, no ki
 - events on inert particles, false events (share of reported), particles found, and how
   often the 68 % interval (Ea +- its standard error) holds the true Ea.
 
-    python scripts/bench_thermometer.py [--lags 0.5,1,3] [--cycles 8] [--flicker 0.01]
-        [--size 192] [--particles 40] [--references 4] [--workdir DIR] [--keep]
+    python scripts/bench_thermometer.py [--lags 0.5,1,3] [--cycles 8] [--flicker 0.005]
+        [--flicker-slow F] [--size 192] [--particles 40] [--references 4] [--workdir DIR]
+        [--keep] [--thermometer auto]
 
 Goals (issue 11): median Ea error <= 1.25 x the reference's; 0 events on inert particles;
 false events <= 0.5 % of reported; particles found >= 97 %; coverage 60-76 %.
@@ -45,6 +47,7 @@ TEMPERATURES = "[370.8, 374.3, 377.7, 381.0, 384.9]"
 
 
 def rig_file(folder: Path, lag: float, args: argparse.Namespace) -> Path:
+    slow = args.flicker / 2 if args.flicker_slow is None else args.flicker_slow
     text = f"""name: bench-lag-{lag:g}
 kind: simulated
 ambient_K: 293.0
@@ -59,7 +62,7 @@ daq: {{sample_rate_hz: 200.0}}
 simulation:
   seed: {args.seed}
   thermal: {{lag_factor: {lag}}}
-  optics: {{flicker_rms: {args.flicker}, flicker_slow_rms: {args.flicker / 2:g}}}
+  optics: {{flicker_rms: {args.flicker}, flicker_slow_rms: {slow:g}}}
   sample:
     particles: {args.particles}
     references: {args.references}
@@ -175,6 +178,9 @@ def main() -> None:
     parser.add_argument("--heat", type=float, default=40.0)
     parser.add_argument("--cool", type=float, default=40.0)
     parser.add_argument("--flicker", type=float, default=0.005)
+    parser.add_argument(
+        "--flicker-slow", type=float, default=None, help="slow drift rms; default flicker / 2"
+    )
     parser.add_argument("--size", type=int, default=192)
     parser.add_argument("--particles", type=int, default=40)
     parser.add_argument("--references", type=int, default=4)

@@ -21,6 +21,7 @@ from tjump.analysis.pipeline import Analysis, analyze_recording
 from tjump.analysis.sizing import load_size_calibration
 from tjump.analysis.truth import Truth, load_truth, score
 from tjump.cli import main
+from tjump.errors import InputError
 from tjump.sequencer import plan_run, run_plan
 from tjump.storage import RunDirectory
 
@@ -111,6 +112,12 @@ def test_references_never_switch_and_steps_are_the_hs_dimming(
     references = truth.is_reference[nearest]
     assert references.sum() == 2
     assert not np.isfinite(analysis.events.nucleation_s[references]).any()
+    # found and flagged as inert; no particle that switched is
+    assert analysis.inert is not None
+    assert analysis.inert[references].all()
+    assert np.all(analysis.detections.flags[references] & 4)
+    switched = np.isfinite(analysis.events.nucleation_s).any(axis=1)
+    assert not analysis.inert[switched].any()
     steps = analysis.events.step[np.isfinite(analysis.events.step)]
     assert 0.12 <= np.median(steps) <= 0.18  # HS is 13-17 % dimmer
     returns = analysis.events.return_s[np.isfinite(analysis.events.return_s)]
@@ -153,6 +160,11 @@ def test_cli_writes_tables_figures_and_report(
         assert column in events[0]
     assert len(particles) == 14
     assert len(events) == 14 * 12
+    assert sum(p["inert"] == "1" for p in particles) == 2  # the simulated SiO2 references
+    assert all(float(p["ea_stderr_temperature_kj_mol"]) > 0 for p in particles if p["ea_kj_mol"])
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["thermometry"]["used"] == "image"
+    assert summary["thermometry"]["image"]["fraction_of_step"]["10_s"]["stderr"] < 0.05
     censored = [e for e in events if e["censored"] == "1"]
     assert all(e["nucleation_s"] == "" for e in censored)
     switched = [float(e["nucleation_s"]) for e in events if e["nucleation_s"]]
@@ -360,3 +372,21 @@ def test_bad_input_gets_one_clear_message(
     assert expected in message
     assert message.startswith("error:")
     assert not out.exists()
+
+
+def test_named_inert_particles_get_no_events_and_bad_names_one_message(
+    run_dir: Path, analysed: tuple[Analysis, Truth], tmp_path: Path
+) -> None:
+    analysis, _ = analysed
+    switcher = int(np.flatnonzero(np.isfinite(analysis.events.nucleation_s).any(axis=1))[0])
+    d = analysis.detections
+    names = tmp_path / "inert.txt"
+    names.write_text(f"# by position\n{d.x[switcher]:.1f}, {d.y[switcher]:.1f}\n")
+    named = analyze_recording(run_dir, inert_file=names, temperature_errors=False)
+    assert named.inert is not None and named.inert[switcher]
+    assert not np.isfinite(named.events.nucleation_s[switcher]).any()
+    assert np.isnan(named.fits[1][switcher].ea_kj_mol)
+    for text, message in (("99\n", "particle 99 does not exist"), ("a b c\n", "line 1")):
+        names.write_text(text)
+        with pytest.raises(InputError, match=message):
+            analyze_recording(run_dir, inert_file=names)
