@@ -183,7 +183,7 @@ class RigolDG1000Z:
         """Output off, then let go of the session (best effort: the heater facade has
         already verified the safe state)."""
         try:
-            self._io.send(f"{self._out} OFF")
+            self._io.ask(f"{self._out} OFF;*OPC?")  # the answer: the instrument has done it
         except Exception:  # closing must not hide the error that led here
             pass
         finally:

@@ -110,7 +110,7 @@ class ScpiSourceMeter:
     @exclusive
     def close(self) -> None:
         try:
-            self._io.send(":OUTP 0")
+            self._io.ask(":OUTP 0;*OPC?")  # the answer: the instrument has done it
         except Exception:  # closing must not hide the error that led here
             pass
         finally:
