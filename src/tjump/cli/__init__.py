@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from tjump.cli import analyze, calibrate, devices, export, gui, run
+from tjump.cli import analyze, calibrate, devices, export, gui, run, verify
 from tjump.cli.console import console
 from tjump.errors import TjumpError
 
@@ -20,6 +20,7 @@ app.command()(run.run)
 app.command()(run.resume)
 app.command()(run.schema)
 app.command()(export.export)
+app.command()(verify.verify)
 app.command()(analyze.analyze)
 app.command()(calibrate.calibrate)
 app.command()(gui.gui)

@@ -22,8 +22,9 @@ from tjump.cli.console import console
 from tjump.errors import TjumpError
 from tjump.protocol import Protocol
 from tjump.sequencer import Progress as RunProgress
-from tjump.sequencer import RunPlan, RunResult, Sequencer, plan_run, resume_run, run_plan
-from tjump.sequencer.runner import DEFAULT_RIG, default_output
+from tjump.sequencer import RunPlan, RunResult, Sequencer, plan_run, run_plan
+from tjump.sequencer.runner import DEFAULT_RIG, ResumeResult, default_output, resume_run_checked
+from tjump.storage import RunDirectory
 from tjump.storage.layout import RUN_PROTOCOL, RUN_RIG
 
 RigOption = Annotated[Path, typer.Option("--rig", "-r", help="Rig file.")]
@@ -97,9 +98,28 @@ def resume(
     run_dir: Annotated[Path, typer.Argument(help="Run directory of an interrupted run.")],
 ) -> None:
     """Continue an interrupted run in its own directory, at the next whole cycle."""
+    RunDirectory(run_dir)  # a clear message if it is not a run directory
     plan = plan_run(run_dir / RUN_PROTOCOL, run_dir / RUN_RIG)
-    result = _supervise(lambda connect: resume_run(run_dir, connect), plan)
-    typer.echo(_summary(result))
+    outcome: dict[str, ResumeResult] = {}
+
+    def start(connect: Callable[[Sequencer], None]) -> RunResult:
+        outcome["resumed"] = resume_run_checked(run_dir, connect)
+        return outcome["resumed"].session
+
+    result = _supervise(start, plan)
+    resumed = outcome["resumed"]
+    for action in resumed.repairs:
+        typer.echo(f"repaired: {action}")
+    typer.echo(_summary(result, session=True))
+    interrupted = (
+        f", {resumed.interrupted_frames} of them in interrupted cycles (kept, marked)"
+        if resumed.interrupted_frames
+        else ""
+    )
+    typer.echo(
+        f"  whole run: {resumed.run_frames} frames for a schedule of "
+        f"{resumed.run_frames_planned}{interrupted}"
+    )
     if result.status != "complete":
         raise typer.Exit(1)
 
@@ -194,11 +214,18 @@ def _progress_bar(plan: RunPlan) -> Iterator[Callable[[RunProgress], None]]:
         yield show
 
 
-def _summary(result: RunResult) -> str:
+def _summary(result: RunResult, session: bool = False) -> str:
+    """One line on how a run ended; `session`: a resumed run's own session."""
     speed = result.experiment_s / result.wall_s if result.wall_s > 0 else 0.0
     dropped = f" ({result.dropped_frames} dropped)" if result.dropped_frames else ""
+    frames = f"{result.frames}/{result.frames_planned} frames"
+    if session:
+        frames = (
+            f"{result.session_frames}/{result.frames_planned} frames in this session "
+            "(the schedule from where it resumed)"
+        )
     text = (
-        f"{result.status}: {result.frames}/{result.frames_planned} frames{dropped}, "
+        f"{result.status}: {frames}{dropped}, "
         f"{result.experiment_s:.1f} s of experiment in {result.wall_s:.1f} s ({speed:.0f}x) "
         f"-> {result.directory}"
     )

@@ -21,7 +21,7 @@ def check_against_rig(
     protocol: Protocol, rig: RigConfig, calibration: HeaterCalibration, source: str
 ) -> Schedule:
     """The protocol's schedule, or one `InputError` naming every field beyond a limit."""
-    schedule = build_schedule(protocol, rig.ambient_K, rig.camera.exposure_ms)
+    schedule = build_schedule(protocol, rig.ambient_K, rig.camera.exposure_ms, source)
     problems: list[str] = []
     for seg in schedule.segments:
         problems.extend(_camera_problems(seg, rig))

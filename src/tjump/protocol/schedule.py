@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from tjump.errors import InputError
 from tjump.protocol.schema import (
     AblationStep,
     BaselineStep,
@@ -152,8 +153,86 @@ class _Builder:
                 self.steps(step.steps, f"{at}.steps", top)
 
 
-def build_schedule(protocol: Protocol, ambient_K: float, default_exposure_ms: float) -> Schedule:
-    """Unroll every step into segments, in order."""
+MAX_SEGMENTS = 100_000
+MAX_FRAMES = 20_000_000  # 28 h at 200 frames/s; 10 TB of 640 x 480 frames
+MAX_DURATION_S = 7 * 86_400.0
+MAX_REPEAT_DEPTH = 8
+
+
+@dataclass
+class _Size:
+    segments: int = 0
+    frames: int = 0
+    seconds: float = 0.0
+
+    def add(self, other: _Size, times: int = 1) -> None:
+        self.segments += other.segments * times
+        self.frames += other.frames * times
+        self.seconds += other.seconds * times
+
+
+def _size(steps: Sequence[Step], protocol: Protocol, at: str, depth: int) -> _Size:
+    """What `steps` unroll to, counted without unrolling them."""
+    total = _Size()
+    for i, step in enumerate(steps):
+        where = f"{at}.{i}"
+        if isinstance(step, RepeatStep):
+            if depth >= MAX_REPEAT_DEPTH:
+                raise InputError(
+                    f"{where}: repeat steps nest more than {MAX_REPEAT_DEPTH} deep; "
+                    "flatten the protocol"
+                )
+            total.add(_size(step.steps, protocol, f"{where}.steps", depth + 1), step.times)
+            continue
+        fps = getattr(step, "frame_rate_hz", None) or protocol.frame_rate_hz
+        if isinstance(step, SeriesStep):
+            per = len(step.temperatures_K) * step.cycles
+            total.add(
+                _Size(
+                    2,
+                    frames_in(step.heat_s, fps) + frames_in(step.cool_s, fps),
+                    step.heat_s + step.cool_s,
+                ),
+                per,
+            )
+        elif isinstance(step, AblationStep):
+            total.add(
+                _Size(
+                    2,
+                    frames_in(step.duration_s, fps) + frames_in(step.cool_s, fps),
+                    step.duration_s + step.cool_s,
+                )
+            )
+        elif isinstance(step, WaitStep):
+            total.add(_Size(1, 0, step.duration_s))
+        else:
+            total.add(_Size(1, frames_in(step.duration_s, fps), step.duration_s))
+    return total
+
+
+def check_size(protocol: Protocol, source: str) -> None:
+    """Refuse a protocol whose schedule would be too big to run, before unrolling it."""
+    size = _size(protocol.steps, protocol, "steps", 0)
+    problems = []
+    if size.segments > MAX_SEGMENTS:
+        problems.append(f"{size.segments} segments (at most {MAX_SEGMENTS})")
+    if size.frames > MAX_FRAMES:
+        problems.append(f"{size.frames} frames (at most {MAX_FRAMES})")
+    if size.seconds > MAX_DURATION_S:
+        problems.append(f"{size.seconds:.0f} s of experiment (at most {MAX_DURATION_S:.0f} s)")
+    if problems:
+        raise InputError(
+            f"protocol {source}: steps unroll to "
+            + ", ".join(problems)
+            + "; split it into several protocols"
+        )
+
+
+def build_schedule(
+    protocol: Protocol, ambient_K: float, default_exposure_ms: float, source: str = ""
+) -> Schedule:
+    """Unroll every step into segments, in order (after checking the size they unroll to)."""
+    check_size(protocol, source or f"'{protocol.name}'")
     builder = _Builder(protocol, ambient_K, default_exposure_ms)
     builder.steps(protocol.steps, "steps")
     return Schedule(tuple(builder.segments))

@@ -6,46 +6,72 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    model_validator,
+)
 
+from tjump.errors import InputError
 from tjump.files import load_yaml, validate
+from tjump.rig.calibration import HeaterCalibration, load_calibration
 from tjump.rig.heater_model import FilmResistance, load_heater_model
 from tjump.sim.config import SimConfig, ThermalComponent
 
 SIMULATED = "simulated"  # visa_library naming the simulated rig's own instruments
 
+# The ranges every rig value must fall in: finite, and within what the instruments and the
+# film can do at all (a rig's own limits are set inside them).
+MAX_FILM_K = 1_000.0  # a gold film on a glass coverslip; the glass softens above this
+MAX_DRIVE_V = 210.0  # the largest output of a bench source-meter (Keithley 2400 class)
+MAX_CURRENT_A = 10.0  # far above any thin-film heater
+MAX_HOLD_S = 86_400.0
+AMBIENT_K = (250.0, 330.0)  # a room, not a cryostat or an oven
+MAX_DAQ_HZ = 500_000.0  # NI USB-6251: 1.00 MS/s aggregate over the two channels recorded
+MAX_FRAME_RATE_HZ = 10_000.0
+SENSOR_PX = (16, 16_384)
+BINNINGS = (1, 2, 4)
+MAX_PARTICLES = 2_000
+
+Kelvin = Annotated[float, Field(gt=0, le=MAX_FILM_K)]
+
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class TimeAboveLimit(_Strict):
     """At most `seconds` in one go above `temperature_K`."""
 
-    temperature_K: PositiveFloat
-    seconds: PositiveFloat
+    temperature_K: Kelvin
+    seconds: Annotated[float, Field(gt=0, le=MAX_HOLD_S)]
 
 
 class Limits(_Strict):
     """Hard limits of the rig. The sequencer and the heater both enforce them."""
 
-    max_temperature_K: PositiveFloat
-    max_drive_V: PositiveFloat
-    max_current_A: PositiveFloat
+    max_temperature_K: Kelvin
+    max_drive_V: Annotated[float, Field(gt=0, le=MAX_DRIVE_V)]
+    max_current_A: Annotated[float, Field(gt=0, le=MAX_CURRENT_A)]
     max_time_above: TimeAboveLimit
 
 
 class CameraSettings(_Strict):
-    exposure_ms: PositiveFloat = 50.0
-    max_frame_rate_hz: PositiveFloat = 200.0
-    pixel_size_um: PositiveFloat = 0.37
-    sensor_px: tuple[PositiveInt, PositiveInt] = Field(
-        (640, 480), description="full sensor width, height (the Pike F-032B's by default)"
-    )
+    exposure_ms: Annotated[float, Field(gt=0, le=60_000.0)] = 50.0
+    max_frame_rate_hz: Annotated[float, Field(gt=0, le=MAX_FRAME_RATE_HZ)] = 200.0
+    pixel_size_um: Annotated[float, Field(gt=0, le=1_000.0)] = 0.37
+    sensor_px: tuple[
+        Annotated[int, Field(ge=SENSOR_PX[0], le=SENSOR_PX[1])],
+        Annotated[int, Field(ge=SENSOR_PX[0], le=SENSOR_PX[1])],
+    ] = Field((640, 480), description="full sensor width, height (the Pike F-032B's by default)")
 
 
 class DaqSettings(_Strict):
-    sample_rate_hz: PositiveFloat = 200.0
+    sample_rate_hz: Annotated[float, Field(gt=0, le=MAX_DAQ_HZ)] = 200.0
 
 
 class VisaConnection(_Strict):
@@ -128,8 +154,8 @@ class CameraDeviceConfig(_Strict):
     config: Path | None = Field(None, description="Micro-Manager .cfg (relative to the rig file)")
     mm_path: Path | None = Field(None, description="Micro-Manager installation (device adapters)")
     label: str = "Camera"
-    binning: PositiveInt = 1
-    roi: tuple[int, int, PositiveInt, PositiveInt] | None = Field(
+    binning: Literal[1, 2, 4] = 1
+    roi: tuple[NonNegativeInt, NonNegativeInt, PositiveInt, PositiveInt] | None = Field(
         None, description="x, y, width, height in pixels"
     )
     bit_depth: int | None = Field(None, ge=8, le=16)
@@ -151,7 +177,7 @@ class RigConfig(_Strict):
     name: str
     description: str = ""
     kind: Literal["simulated", "lab"]
-    ambient_K: PositiveFloat = 293.0
+    ambient_K: Annotated[float, Field(ge=AMBIENT_K[0], le=AMBIENT_K[1])] = 293.0
     calibration: Path = Field(description="CSV of temperature_K,drive_V (relative to the rig file)")
     limits: Limits
     camera: CameraSettings = CameraSettings()
@@ -220,9 +246,85 @@ class RigConfig(_Strict):
             )
         return self
 
+    @model_validator(mode="after")
+    def _values_agree(self) -> RigConfig:
+        """What no single field shows: values that only together are impossible."""
+        problems = _consistency_problems(self)
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    def sensor_size(self) -> tuple[int, int]:
+        """The sensor's (width, height) in pixels: the simulated one's or the camera's."""
+        if self.kind == "simulated":
+            return self.simulation.sensor.width, self.simulation.sensor.height
+        return self.camera.sensor_px
+
+
+def _consistency_problems(rig: RigConfig) -> list[str]:
+    problems = []
+    limits = rig.limits
+    if rig.ambient_K >= limits.max_temperature_K:
+        problems.append(
+            f"ambient_K {rig.ambient_K:g} K must be below limits.max_temperature_K "
+            f"{limits.max_temperature_K:g} K"
+        )
+    if limits.max_time_above.temperature_K > limits.max_temperature_K:
+        problems.append(
+            f"limits.max_time_above.temperature_K {limits.max_time_above.temperature_K:g} K is "
+            f"above limits.max_temperature_K {limits.max_temperature_K:g} K"
+        )
+    if rig.daq.sample_rate_hz < rig.camera.max_frame_rate_hz:
+        problems.append(
+            f"daq.sample_rate_hz {rig.daq.sample_rate_hz:g} Hz is below "
+            f"camera.max_frame_rate_hz {rig.camera.max_frame_rate_hz:g} Hz: every frame "
+            "needs at least one DAQ sample"
+        )
+    width, height = rig.sensor_size()
+    where = "simulation.sensor" if rig.kind == "simulated" else "camera.sensor_px"
+    lo, hi = SENSOR_PX
+    if not (lo <= width <= hi and lo <= height <= hi):
+        problems.append(f"{where}: {width} x {height} px; each side must be {lo} to {hi} px")
+    camera = rig.devices.camera
+    if camera.roi is not None:
+        x, y, w, h = camera.roi
+        if x + w > width or y + h > height:
+            problems.append(
+                f"devices.camera.roi {list(camera.roi)} reaches outside the {width} x {height} "
+                "px sensor"
+            )
+        width, height = w, h
+    if width // camera.binning < lo or height // camera.binning < lo:
+        problems.append(
+            f"devices.camera: {width} x {height} px binned {camera.binning} x leaves frames "
+            f"under {lo} x {lo} px"
+        )
+    if rig.kind == "simulated":
+        problems.extend(_sample_problems(rig, width, height))
+    return problems
+
+
+def _sample_problems(rig: RigConfig, width: int, height: int) -> list[str]:
+    """A simulated sample must fit on its sensor (else placing it never ends)."""
+    sample = rig.simulation.sample
+    count = sample.particles + sample.references
+    if count > MAX_PARTICLES:
+        return [f"simulation.sample: {count} particles and references; at most {MAX_PARTICLES}"]
+    usable = max(width - 2 * sample.edge_margin_px, 0) * max(height - 2 * sample.edge_margin_px, 0)
+    room = int(usable / (2 * sample.min_separation_px**2))
+    if count > room:
+        return [
+            f"simulation.sample: {count} particles and references do not fit "
+            f"{sample.min_separation_px:g} px apart on a {width} x {height} px sensor "
+            f"(at most {room})"
+        ]
+    return []
+
 
 def load_rig(path: Path) -> RigConfig:
-    """Read and check a rig file; relative paths in it are taken from its folder."""
+    """Read and check a rig file, and load its heater calibration, so that every user of a
+    rig file (`devices check`, `run --check`, `run`, the GUI) accepts and refuses the same
+    files; relative paths in it are taken from its folder."""
     data = load_yaml(path, "rig")
     rig = validate(RigConfig, data, f"rig file {path}")
     camera = rig.devices.camera
@@ -239,7 +341,19 @@ def load_rig(path: Path) -> RigConfig:
                 update["film_resistance"] = model.film_resistance
             if rig.heater_step_response is None:
                 update["heater_step_response"] = model.step_response
-    return rig.model_copy(update=update)
+    rig = rig.model_copy(update=update)
+    check_calibration(rig, load_calibration(rig.calibration), path)
+    return rig
+
+
+def check_calibration(rig: RigConfig, calibration: HeaterCalibration, path: Path) -> None:
+    """The calibration must stay within what the film can do."""
+    _, hi = calibration.range_K
+    if hi > MAX_FILM_K:
+        raise InputError(
+            f"rig file {path}: calibration {calibration.source} reaches {hi:g} K, beyond "
+            f"{MAX_FILM_K:g} K"
+        )
 
 
 def _resolve(rig_file: Path, path: Path) -> Path:

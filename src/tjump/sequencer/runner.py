@@ -35,6 +35,9 @@ from tjump.storage.layout import (
     RUN_PROTOCOL,
     RUN_RIG,
 )
+from tjump.storage.repair import repair
+from tjump.storage.scan import read_table
+from tjump.storage.verify import read_manifest, require_consistent
 from tjump.storage.writer import RunWriter
 
 DEFAULT_RIG = Path("configs/rigs/sim.yaml")
@@ -178,11 +181,22 @@ def _save_inputs(plan: RunPlan, output: Path) -> None:
 def resume_point(run: RunDirectory, schedule: Schedule) -> int:
     """Index of the segment to resume at: the first not finished that is not the cooling
     half of a cycle (the next whole cycle), or -1 if nothing is left."""
-    finished = {e["segment"] for e in run.log() if e["event"] == "segment_finished"}
+    finished = {e.get("segment") for e in run.log() if e.get("event") == "segment_finished"}
     for seg in schedule.segments:
         if seg.index not in finished and seg.kind != "cool":
             return seg.index
     return -1
+
+
+@dataclass(frozen=True)
+class ResumeResult:
+    """How a resumed session ended, with the whole run's totals and the repair before it."""
+
+    session: RunResult
+    run_frames: int  # readable frames of the whole run now
+    run_frames_planned: int  # frames of the whole schedule
+    interrupted_frames: int  # frames of cycles cut short and redone (kept, marked)
+    repairs: list[str]
 
 
 def resume_run(
@@ -190,17 +204,35 @@ def resume_run(
 ) -> RunResult:
     """Continue an interrupted run in its own directory at the next whole cycle; the
     frames already taken stay, and the gap is recorded in the log and the manifest."""
-    run = RunDirectory(Path(directory))
-    manifest = run.manifest()
+    return resume_run_checked(directory, connect).session
+
+
+def resume_run_checked(
+    directory: Path | str, connect: Callable[[Sequencer], None] | None = None
+) -> ResumeResult:
+    """`resume_run`, telling also what the repair before it did and the run's totals.
+
+    The run directory is first made consistent (`repair`: a torn page cut, a row a crash
+    lost rebuilt from its page, the unfinished cycle marked interrupted), then new frames
+    are numbered on from the highest number the run holds."""
+    path = Path(directory)
+    manifest = read_manifest(path)
     if manifest.get("status") == "complete":
-        raise InputError(f"run {run.path} is already complete; nothing to resume")
+        raise InputError(f"run {path} is already complete; nothing to resume")
+    repairs = repair(path)
+    verdict = require_consistent(path, "resume")
+    run = RunDirectory(path)
+    manifest = run.manifest()
     plan = plan_run(run.path / RUN_PROTOCOL, run.path / RUN_RIG)
     start = resume_point(run, plan.schedule)
     if start < 0:
-        raise InputError(f"run {run.path} has finished every step; nothing to resume")
-    rows = run.frames_table()
-    frames_done = len(rows)
-    last_time = float(rows[-1]["time_s"]) if rows else 0.0
+        raise InputError(
+            f"run {run.path} has finished every step, though its status is "
+            f"'{manifest.get('status')}'; nothing to resume (analyse or export it as it is)"
+        )
+    rows = verdict.table.rows
+    frames_done = len(verdict.pages)
+    last_time = max((float(r["time_s"]) for r in rows), default=0.0)
     gap_s = max(0.0, time.time() - (run.path / FRAMES_CSV).stat().st_mtime)
     offset = last_time + 1.0 / plan.schedule.frame_rate_hz + gap_s
     schedule = plan.schedule.from_segment(start)
@@ -212,6 +244,7 @@ def resume_run(
             "time_offset_s": round(offset, 6),
             "gap_s": round(gap_s, 3),
             "frames_before": frames_done,
+            "first_frame": verdict.next_frame,
         },
     ]
     rig = build_rig(plan.rig, manifest.get("seed"))
@@ -222,16 +255,24 @@ def resume_run(
             rig.daq.channels,
             rig.daq.sample_rate_hz,
             resume=True,
+            next_frame=verdict.next_frame,
         )
         writer.log(
-            "run_resumed", at_segment=start, time_s=offset, gap_s=gap_s, frames_before=frames_done
+            "run_resumed",
+            at_segment=start,
+            time_s=offset,
+            gap_s=gap_s,
+            frames_before=frames_done,
+            first_frame=verdict.next_frame,
         )
         sequencer = Sequencer(rig, schedule, writer, time_offset_s=offset, online_traces=False)
         if connect is not None:
             connect(sequencer)
-        return sequencer.run()
+        result = sequencer.run()
     finally:
         rig.close()
+    interrupted = sum(1 for r in read_table(path / FRAMES_CSV).rows if r.get("interrupted"))
+    return ResumeResult(result, result.frames, plan.schedule.total_frames, interrupted, repairs)
 
 
 def run_protocol(

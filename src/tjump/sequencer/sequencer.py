@@ -21,7 +21,7 @@ from tjump.errors import CameraTimeout, LimitError, RunAborted, TjumpError
 from tjump.protocol.schedule import Schedule, Segment
 from tjump.rig.build import Rig
 from tjump.sequencer.events import Progress, RunEvents
-from tjump.sequencer.timing import DaqHistory, PulseTrain, TrainCounts
+from tjump.sequencer.timing import KEEP_S, DaqHistory, PulseTrain, TrainCounts
 from tjump.sequencer.watchdog import Watchdog
 from tjump.storage.layout import TRUTH_DIR, FrameRecord
 from tjump.storage.writer import RunWriter
@@ -42,6 +42,11 @@ class RunResult:
     wall_s: float
     message: str = ""
     dropped_frames: int = 0
+    session_frames: int = -1  # frames of this session (a resumed run); -1: same as frames
+
+    def __post_init__(self) -> None:
+        if self.session_frames < 0:
+            object.__setattr__(self, "session_frames", self.frames)
 
 
 class Sequencer:
@@ -163,6 +168,7 @@ class Sequencer:
             time.monotonic() - wall_start,
             message,
             self._dropped,
+            writer.session_frames,
         )
         self._emit(self.events.finished, result)
         return result
@@ -314,12 +320,14 @@ class Sequencer:
         exposure_samples = max(1, math.ceil(segment.exposure_ms / 1e3 * rig.daq.sample_rate_hz))
         last_progress = 0.0
         released = segment.first_frame  # frames whose time the clock has been let reach
+        # never further ahead than the DAQ samples kept for the frames' means
+        ahead = max(0, min(self.lookahead_frames, int(segment.frame_rate_hz * KEEP_S / 2)))
         f = segment.first_frame
         while f < segment.end_frame:
             self._check_abort()
             watchdog.kick()
-            if f >= released - self.lookahead_frames // 2:
-                released = min(f + 1 + self.lookahead_frames, segment.end_frame)
+            if f >= released - ahead // 2:
+                released = min(f + 1 + ahead, segment.end_frame)
                 rig.clock.run_to(self._t0 + train.time_of(released))
             frame = self._next_frame(f)
             f = self._place(frame, f)
@@ -337,7 +345,7 @@ class Sequencer:
                     "check the film and its wiring",
                 )
             record = FrameRecord(
-                frame=f,
+                frame=self.writer.next_frame,
                 time_s=round(self.time_offset_s + train.time_of(f), 9),
                 temperature_K=segment.setpoint_K,
                 segment=segment.index,
@@ -349,10 +357,12 @@ class Sequencer:
                 daq_index=self.writer.sample_offset + session_index,
                 camera_frame=frame.number,
                 film_temperature_K=self._film_temperature(drive_v, current),
+                schedule_frame=f,
+                session=self.writer.session,
             )
             self.writer.write_frame(frame.image, record)
             self._emit(self.events.frame_acquired, frame.image, record)
-            self._measure(f, frame.image)
+            self._measure(record.frame, frame.image)
             now = time.monotonic()
             if now - last_progress > _PROGRESS_EVERY_S or f + 1 == segment.end_frame:
                 last_progress = now

@@ -3,15 +3,17 @@ time and exposure, and the heater's temperatures, for napari, Fiji and ome-types
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import tifffile
-from numpy.typing import NDArray
 
 from tjump.errors import InputError
 from tjump.storage.reader import RunDirectory
+from tjump.storage.scan import ChunkScan
+from tjump.storage.verify import require_consistent
 
 _BIGTIFF_BYTES = 2**31
 
@@ -21,51 +23,54 @@ def export_ome_tiff(run: RunDirectory, path: Path) -> int:
 
     Written to a temporary name and renamed at the end, so a failed export never leaves
     a half-written file that looks complete."""
-    manifest = run.manifest()
-    rows = run.frames_table()
-    count = run.frame_count()
+    verdict = require_consistent(run.path, "export")
+    manifest = verdict.manifest
+    pages = sorted(verdict.pages.values(), key=lambda p: p.frame)
+    count = len(pages)
     if count == 0:
         raise InputError(f"run {run.path} has no frames to export")
-    if count != len(rows):
-        raise InputError(
-            f"run {run.path} has {count} frames on disk but {len(rows)} rows in frames.csv; "
-            "resume or repair it first"
-        )
-    height, width = manifest["frame_shape"]
-    pixel = float(manifest["pixel_size_um"])
+    rows = [verdict.rows[p.frame] for p in pages]  # joined by frame number
+    height, width = _shape(verdict.chunks, run.path)
+    pixel = _positive(manifest, "pixel_size_um", run.path)
+    exposure = _positive(manifest, "exposure_ms", run.path)
+    rate = _positive(manifest, "frame_rate_hz", run.path)
     times = [float(r["time_s"]) for r in rows]
     metadata = {
         "axes": "TYX",
-        "Name": f"{manifest['protocol']} on {manifest['rig']}",
-        "Description": f"tjump run {run.path.name}, status {manifest['status']}",
+        "Name": f"{manifest.get('protocol')} on {manifest.get('rig')}",
+        "Description": f"tjump run {run.path.name}, status {manifest.get('status')}",
         "PhysicalSizeX": pixel,
         "PhysicalSizeXUnit": "µm",
         "PhysicalSizeY": pixel,
         "PhysicalSizeYUnit": "µm",
-        "TimeIncrement": 1.0 / float(manifest["frame_rate_hz"]),
+        "TimeIncrement": 1.0 / rate,
         "TimeIncrementUnit": "s",
         "Plane": {
             "DeltaT": times,
             "DeltaTUnit": ["s"] * count,
-            "ExposureTime": [float(manifest["exposure_ms"])] * count,
+            "ExposureTime": [exposure] * count,
             "ExposureTimeUnit": ["ms"] * count,
         },
         "MapAnnotation": [
             {
                 "Namespace": "tjump/run",
-                **{k: str(manifest[k]) for k in ("protocol", "rig", "seed", "status")},
+                **{k: str(manifest.get(k)) for k in ("protocol", "rig", "seed", "status")},
             },
             {
                 "Namespace": "tjump/temperature_K",
-                **{r["frame"]: r["temperature_K"] for r in rows},
+                **{str(r["frame"]): str(r["temperature_K"]) for r in rows},
             },
-            {"Namespace": "tjump/kind", **{r["frame"]: r["kind"] for r in rows}},
+            {"Namespace": "tjump/kind", **{str(r["frame"]): r["kind"] for r in rows}},
+            {
+                "Namespace": "tjump/interrupted",
+                **{str(r["frame"]): str(r.get("interrupted", 0)) for r in rows},
+            },
         ],
     }
     tmp = path.with_name(path.name + ".part")
     tifffile.imwrite(
         tmp,
-        data=_frames(run),
+        data=run.iter_frames(pages),
         shape=(count, height, width),
         dtype=np.uint16,
         ome=True,
@@ -76,5 +81,20 @@ def export_ome_tiff(run: RunDirectory, path: Path) -> int:
     return count
 
 
-def _frames(run: RunDirectory) -> Iterator[NDArray[np.uint16]]:
-    yield from run.iter_frames()
+def _shape(chunks: list[ChunkScan], path: Path) -> tuple[int, int]:
+    shapes = {c.shape for c in chunks if c.shape is not None}
+    if len(shapes) != 1:
+        raise InputError(f"run {path}: frame files differ in size or hold none")
+    shape = shapes.pop()
+    assert shape is not None
+    return shape
+
+
+def _positive(manifest: dict[str, Any], name: str, path: Path) -> float:
+    """A manifest number the export needs: finite and above 0, or one clear message."""
+    value = manifest.get(name)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InputError(f"run {path}: manifest.json {name} is {value!r}, not a number")
+    if not math.isfinite(value) or value <= 0:
+        raise InputError(f"run {path}: manifest.json {name} is {value}, not above 0")
+    return float(value)

@@ -1,12 +1,15 @@
-"""Names and columns of the run directory, shared by its writer and its reader.
+"""Names and columns of the run directory, shared by its writer and its reader
+(docs/run-directory.md tells the whole format, the write order and what a crash leaves).
 
-manifest.json   status (running / complete / aborted / failed), rig, protocol, versions
+manifest.json   status (running / complete / aborted / failed / interrupted), rig, protocol
 protocol.yaml   the protocol as run;  rig.yaml: the rig file as used
-frames/NNNNNN.tif  uint16 pages, one per frame, a new file every `chunk_frames`
-frames.csv      one row per frame (FRAME_COLUMNS)
+frames/NNNNNN.tif  uint16 pages, one per frame; a file holds frames NNNNNN, NNNNNN+1, ...
+                and each page's description is its frames.csv row as JSON
+frames.csv      one row per frame (FRAME_COLUMNS), `frame` unique in the run
 daq.csv         every DAQ sample: sample,time_s,<channels>
 log.jsonl       one JSON object per event: steps, faults, the end of the run
 sim-truth/      simulated rigs only: what the simulator made happen
+set-aside/      what a repair took out of the way (never deleted)
 """
 
 from __future__ import annotations
@@ -27,6 +30,9 @@ RUN_CALIBRATION = "heater-calibration.csv"
 RUN_HEATER_MODEL = "heater-model.yaml"
 RUN_MM_CONFIG = "micro-manager.cfg"
 LIVE_TRACES = "live-traces.csv"
+SET_ASIDE_DIR = "set-aside"
+WRITER_LOCK = ".writer.lock"
+STATUSES = ("running", "complete", "aborted", "failed", "interrupted")
 
 
 @dataclass(frozen=True)
@@ -46,16 +52,28 @@ class FrameRecord:
     camera_frame: int
     # the film's temperature from its resistance V/I (NaN: drive off or R(T) unknown)
     film_temperature_K: float = float("nan")
+    schedule_frame: int = -1  # its place in the protocol's schedule (-1: same as `frame`)
+    session: int = 0  # 0 for the first session, then one more for each resume
+    interrupted: int = 0  # 1: in a cycle the run did not finish in that session
+    missing: int = 0  # 1: the row's page was lost (set by a repair)
+
+    def __post_init__(self) -> None:
+        if self.schedule_frame < 0:
+            object.__setattr__(self, "schedule_frame", self.frame)
 
     def row(self) -> tuple[object, ...]:
         """The values in FRAME_COLUMNS order (astuple's deep copy cost 0.3 ms a frame);
         an unknown film temperature is left empty."""
         values = tuple(getattr(self, name) for name in FRAME_COLUMNS)
         film = self.film_temperature_K
-        return values if film == film else (*values[:-1], "")
+        return values if film == film else (*values[:_FILM], "", *values[_FILM + 1 :])
 
 
 FRAME_COLUMNS = tuple(f.name for f in fields(FrameRecord))
+_FILM = FRAME_COLUMNS.index("film_temperature_K")
+OPTIONAL_NUMBERS = frozenset({"film_temperature_K"})  # empty when unknown
+INT_COLUMNS = frozenset(f.name for f in fields(FrameRecord) if f.type in ("int", int))
+TEXT_COLUMNS = frozenset({"kind"})
 
 
 def chunk_name(first_frame: int) -> str:

@@ -1,9 +1,9 @@
-"""Reading a run directory back, complete or cut short."""
+"""Reading a run directory back, complete or cut short: pages and rows joined by frame
+number (see verify.py for what makes a run consistent)."""
 
 from __future__ import annotations
 
 import csv
-import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,62 +12,60 @@ import numpy as np
 import tifffile
 from numpy.typing import NDArray
 
-from tjump.errors import InputError
-from tjump.storage.layout import FRAMES_CSV, FRAMES_DIR, LOG, MANIFEST
+from tjump.storage.layout import FRAMES_CSV
+from tjump.storage.scan import Page, scan_chunks
+from tjump.storage.verify import read_log, read_manifest
 
 
 class RunDirectory:
     """A run directory on disk."""
 
     def __init__(self, path: Path) -> None:
-        if not (path / MANIFEST).is_file():
-            raise InputError(f"{path} is not a tjump run directory (no {MANIFEST})")
+        read_manifest(path)  # an InputError if it is not a run directory
         self.path = path
 
     def manifest(self) -> dict[str, Any]:
-        data: dict[str, Any] = json.loads((self.path / MANIFEST).read_text(encoding="utf-8"))
-        return data
+        return read_manifest(self.path)
 
     def chunk_files(self) -> list[Path]:
-        return sorted((self.path / FRAMES_DIR).glob("*.tif"))
+        return [c.path for c in scan_chunks(self.path)]
+
+    def pages(self) -> list[Page]:
+        """Every complete page, in frame order."""
+        pages = [p for c in scan_chunks(self.path) for p in c.pages]
+        return sorted(pages, key=lambda p: p.frame)
 
     def frame_count(self) -> int:
-        """Frames readable from the TIFF chunks."""
-        total = 0
-        for path in self.chunk_files():
-            with tifffile.TiffFile(path) as tif:
-                total += len(tif.pages)
-        return total
+        """Frames readable from the TIFF chunks (a page a crash cut short is not)."""
+        return len(self.pages())
 
-    def iter_frames(self) -> Iterator[NDArray[np.uint16]]:
-        """Every frame in order, one at a time."""
-        for path in self.chunk_files():
-            with tifffile.TiffFile(path) as tif:
-                for page in tif.pages:
-                    yield page.asarray()
+    def iter_frames(self, pages: list[Page] | None = None) -> Iterator[NDArray[np.uint16]]:
+        """Every frame (or those of `pages`) in frame order, one at a time."""
+        pages = self.pages() if pages is None else pages
+        tif: tifffile.TiffFile | None = None
+        current: Path | None = None
+        try:
+            for page in pages:
+                if tif is None or current != page.chunk:
+                    if tif is not None:
+                        tif.close()
+                    tif, current = tifffile.TiffFile(page.chunk), page.chunk
+                yield tif.pages[page.index].asarray()
+        finally:
+            if tif is not None:
+                tif.close()
 
     def read_frames(self) -> NDArray[np.uint16]:
         """All frames as one (T, Y, X) array; for small runs and tests."""
         return np.stack(list(self.iter_frames()))
 
     def read_frames_range(self, start: int, stop: int) -> NDArray[np.uint16]:
-        """Frames `start` to `stop` (on-disk order) as one (T, Y, X) array."""
-        frames = []
-        first = 0
-        for path in self.chunk_files():
-            with tifffile.TiffFile(path) as tif:
-                n = len(tif.pages)
-                for i in range(max(start - first, 0), min(stop - first, n)):
-                    frames.append(tif.pages[i].asarray())
-                first += n
-            if first >= stop:
-                break
-        return np.stack(frames)
+        """The `start`-th to `stop`-th readable frames (in frame order) as one array."""
+        return np.stack(list(self.iter_frames(self.pages()[start:stop])))
 
     def frames_table(self) -> list[dict[str, str]]:
         with (self.path / FRAMES_CSV).open(newline="", encoding="utf-8") as f:
             return list(csv.DictReader(f))
 
     def log(self) -> list[dict[str, Any]]:
-        lines = (self.path / LOG).read_text(encoding="utf-8").splitlines()
-        return [json.loads(line) for line in lines if line.strip()]
+        return read_log(self.path)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import time
 from io import BufferedWriter, TextIOWrapper
 from pathlib import Path
@@ -28,6 +29,7 @@ from tjump.storage.layout import (
     FrameRecord,
     chunk_name,
 )
+from tjump.storage.lock import WriterLock
 
 _TRACE_BLOCK_ROWS = 100
 _DAQ_BLOCK_SAMPLES = 2000
@@ -39,27 +41,30 @@ def _readable(value: Any) -> str:
     return str(value)
 
 
-def _pages_on_disk(frames_dir: Path) -> int:
-    """TIFF pages readable in a run's chunk files (a page cut short by a crash is not)."""
-    total = 0
-    for path in sorted(frames_dir.glob("*.tif")):
-        try:
-            with tifffile.TiffFile(path) as tif:
-                total += len(tif.pages)
-        except (OSError, ValueError, tifffile.TiffFileError):
-            continue
-    return total
-
-
-def _write_atomic(path: Path, text: str) -> None:
+def write_atomic(path: Path, text: str) -> None:
+    """Replace `path` with `text` so that a crash leaves the old or the new file, never a
+    mix: written to a temporary name, synced, renamed over."""
     tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
+    with tmp.open("w", encoding="utf-8", newline="") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
     tmp.replace(path)
 
 
+def describe_page(record: FrameRecord) -> str:
+    """A page's description: its frames.csv row as JSON, so a page whose row a crash lost
+    gets it back, and a reader can check that a page is the frame its file name says."""
+    return json.dumps(dict(zip(FRAME_COLUMNS, record.row(), strict=True)))
+
+
 class RunWriter:
-    """Frames go to disk one TIFF page each, flushed as they come, so a crash loses at
-    most the frame being written; the manifest always tells the run's status."""
+    """Frames go to disk one TIFF page each, flushed as they come, each page before its
+    row, so a crash loses at most the frame being written and leaves a state `verify`
+    names; the manifest always tells the run's status.
+
+    Frames are numbered in the order they are taken, unique in the run (a resumed run goes
+    on from `next_frame`); their place in the schedule is the row's `schedule_frame`."""
 
     def __init__(
         self,
@@ -69,15 +74,21 @@ class RunWriter:
         daq_rate_hz: float,
         chunk_frames: int = 1000,
         resume: bool = False,
+        next_frame: int = 0,
     ) -> None:
-        """Create a run directory, or with `resume` reopen an interrupted one to append."""
+        """Create a run directory, or with `resume` reopen an interrupted one to append
+        frames numbered from `next_frame`."""
         if not resume and directory.exists() and any(directory.iterdir()):
             raise InputError(f"output folder {directory} already holds files; choose another")
         self.directory = directory
         self.chunk_frames = chunk_frames
         self.daq_rate_hz = daq_rate_hz
         self.sample_offset = 0  # DAQ samples of earlier sessions (a resumed run)
-        (directory / FRAMES_DIR).mkdir(parents=True, exist_ok=True)
+        try:
+            (directory / FRAMES_DIR).mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise InputError(f"cannot create the run directory {directory}: {e}") from e
+        self._lock = WriterLock(directory)
         mode = "a" if resume else "w"
         self._frames_csv = (directory / FRAMES_CSV).open(mode, newline="", encoding="utf-8")
         self._frames_out = csv.writer(self._frames_csv)
@@ -91,10 +102,12 @@ class RunWriter:
         self._pending_samples = 0
         self._chunk_file: BufferedWriter | None = None
         self._tiff: tifffile.TiffWriter | None = None
+        self.session = len(manifest.get("sessions", [])) if resume else 0
+        self.next_frame = next_frame
+        self.session_frames = 0  # frames written by this session
         if resume:
             self.manifest = {**manifest, "status": "running"}
             self.frames_written = int(manifest.get("frames", 0))
-            self._pages_on_disk = _pages_on_disk(directory / FRAMES_DIR)
         else:
             self.manifest = {
                 **manifest,
@@ -103,26 +116,33 @@ class RunWriter:
                 "chunk_frames": chunk_frames,
             }
             self.frames_written = 0
-            self._pages_on_disk = 0
             self._frames_out.writerow(FRAME_COLUMNS)
             csv.writer(self._daq_csv).writerow(["sample", "time_s", *daq_channels])
         self._chunk_left = 0
         self._write_manifest()
 
     def _write_manifest(self) -> None:
-        _write_atomic(self.directory / MANIFEST, json.dumps(self.manifest, indent=2) + "\n")
+        write_atomic(self.directory / MANIFEST, json.dumps(self.manifest, indent=2) + "\n")
 
     def update_manifest(self, **fields: Any) -> None:
         self.manifest.update(fields)
         self._write_manifest()
 
     def write_frame(self, image: NDArray[np.uint16], record: FrameRecord) -> None:
-        """Append one frame and its row; both are on disk when this returns."""
+        """Append one frame (numbered `next_frame`) and its row; the page reaches the disk
+        before the row, and both are there when this returns."""
+        if record.frame != self.next_frame or record.session != self.session:
+            raise ValueError(
+                f"frame {record.frame} of session {record.session} written where frame "
+                f"{self.next_frame} of session {self.session} is due"
+            )
         try:
             if self._chunk_left == 0:
                 self._next_chunk()
             assert self._tiff is not None and self._chunk_file is not None
-            self._tiff.write(image, contiguous=False, metadata=None)
+            self._tiff.write(
+                image, contiguous=False, metadata=None, description=describe_page(record)
+            )
             self._chunk_file.flush()
             self._frames_out.writerow(record.row())
             self._frames_csv.flush()
@@ -132,17 +152,16 @@ class RunWriter:
                 f"(frames before it are safe; free space, then 'tjump resume {self.directory}')"
             ) from e
         self.frames_written += 1
-        self._pages_on_disk += 1
+        self.session_frames += 1
+        self.next_frame += 1
         self._chunk_left -= 1
 
     def _next_chunk(self) -> None:
-        """A new TIFF file, named by the number of pages before it (so a resumed run
-        never writes into a file a crash may have cut short)."""
+        """A new TIFF file, named by its first frame's number (a resumed run never writes
+        into a file a crash may have cut short)."""
         self._close_chunk()
-        first = self._pages_on_disk
-        while (path := self.directory / FRAMES_DIR / chunk_name(first)).exists():
-            first += 1  # never overwrite: a chunk cut short by a crash may count 0 pages
-        self._chunk_file = path.open("wb")
+        path = self.directory / FRAMES_DIR / chunk_name(self.next_frame)
+        self._chunk_file = path.open("xb")  # never overwrite a frame
         self._tiff = tifffile.TiffWriter(self._chunk_file)
         self._chunk_left = self.chunk_frames
 
@@ -245,4 +264,9 @@ class RunWriter:
         try:
             self.update_manifest(status=status, frames=self.frames_written, **fields)
         except OSError as e:
-            raise StorageError(f"cannot record the run's status in {self.directory}: {e}") from e
+            raise StorageError(
+                f"cannot record the run's status in {self.directory}: {e} (once there is room, "
+                f"'tjump verify --repair {self.directory}' records it)"
+            ) from e
+        finally:
+            self._lock.release()
