@@ -152,6 +152,7 @@ def analyze_recording(
     thermometer: str = "auto",
     inert_file: Path | None = None,
     temperature_errors: bool = True,
+    keep_interrupted: bool = False,
 ) -> Analysis:
     """Everything from a recording folder; raises InputError on bad input.
 
@@ -161,12 +162,14 @@ def analyze_recording(
     frames.csv), "rig" (the response the run recorded from its rig file), "setpoints"
     (none), or "auto": the image's when it is well determined, else the film's, the
     rig's, the setpoints. `inert_file` names inert particles (ids or x,y lines).
-    `temperature_errors`: add the step response's uncertainty to each Ea's error."""
+    `temperature_errors`: add the step response's uncertainty to each Ea's error.
+    `keep_interrupted`: keep a run's frames of cycles it did not finish (left out by
+    default)."""
     if thermometer not in THERMOMETERS:
         raise InputError(f"thermometer {thermometer!r}: choose one of {', '.join(THERMOMETERS)}")
     timings: dict[str, float] = {}
     clock = time.perf_counter()
-    rec = open_recording(path)
+    rec = open_recording(path, keep_interrupted)
     cycles, _ = find_cycles(rec.time_s, rec.temperature_K, rec.kind, rec.frame_period_s, ablation_K)
     if not cycles:
         raise InputError(

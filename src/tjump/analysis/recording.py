@@ -18,7 +18,7 @@ wrong with it.
 from __future__ import annotations
 
 import csv
-import json
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +31,8 @@ from numpy.typing import NDArray
 
 from tjump.errors import InputError
 from tjump.storage.layout import FRAMES_CSV, FRAMES_DIR, MANIFEST, TRUTH_DIR
+from tjump.storage.scan import Page
+from tjump.storage.verify import require_consistent
 
 FloatArray = NDArray[np.float64]
 
@@ -45,6 +47,14 @@ class FrameFile:
     dtype: np.dtype[Any]
     first_offset: int | None  # None: pages not regularly spaced -> page-by-page reading
     stride: int
+    first_page: int = 0  # the file's page this view starts at
+
+    def pages(self, first: int, count: int) -> FrameFile:
+        """A view of `count` of this file's pages from its page `first`."""
+        offset = None if self.first_offset is None else self.first_offset + first * self.stride
+        return FrameFile(
+            self.path, count, self.shape, self.dtype, offset, self.stride, self.first_page + first
+        )
 
     def view(self) -> NDArray[Any]:
         """All frames of the file as a read-only array backed by the file (no copy)."""
@@ -69,7 +79,9 @@ class _PagedArray:
 
     def load(self) -> NDArray[Any]:
         with tifffile.TiffFile(self.file.path) as tif:
-            return np.stack([page.asarray() for page in tif.pages[: self.file.frames]])
+            first = self.file.first_page
+            pages = tif.pages[first : first + self.file.frames]
+            return np.stack([page.asarray() for page in pages])
 
 
 def _page_data(page: Any, frame_bytes: int, path: Path) -> tuple[int, int, bool]:
@@ -264,13 +276,44 @@ def _frame_period(time_s: FloatArray, path: Path) -> float:
     return float(np.median(steps))
 
 
-def open_recording(path: Path) -> Recording:
+def _check_step_response(manifest: dict[str, Any], where: Path) -> None:
+    """The heater's step response a run recorded from its rig, if any, must be
+    [[weight, time constant s], ...] with numbers above 0."""
+    pairs = manifest.get("heater_step_response")
+    if not pairs:
+        return
+    field = f"{where}: heater_step_response"
+    if not isinstance(pairs, list) or not all(
+        isinstance(p, list) and len(p) == 2 and all(_is_number(v) for v in p) for p in pairs
+    ):
+        raise InputError(f"{field} must be a list of [weight, time constant s] number pairs")
+    if any(not (math.isfinite(w) and math.isfinite(t) and w > 0 and t > 0) for w, t in pairs):
+        raise InputError(f"{field}: weights and time constants must be finite and above 0")
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _manifest_number(manifest: dict[str, Any], name: str, where: Path) -> float | None:
+    """An optional positive number from the manifest; InputError if present but bad."""
+    value = manifest.get(name)
+    if value is None:
+        return None
+    if not _is_number(value) or not math.isfinite(value) or value <= 0:
+        raise InputError(f"{where}: {name} is {value!r}; it must be a number above 0")
+    return float(value)
+
+
+def open_recording(path: Path, keep_interrupted: bool = False) -> Recording:
     """A run directory (manifest.json), an OME-Zarr export of one (zarr.json), or a generic
-    folder (frames.tif + frames.csv)."""
+    folder (frames.tif + frames.csv). A run's frames in cycles it did not finish (marked
+    `interrupted`, redone after a resume) are left out unless `keep_interrupted`; `extra`
+    tells how many."""
     if not path.exists():
         raise InputError(f"input not found: {path}")
     if path.is_dir() and (path / MANIFEST).is_file():
-        return _open_run(path)
+        return _open_run(path, keep_interrupted)
     if path.is_dir() and (path / "zarr.json").is_file():
         from tjump.analysis.zarr_recording import open_zarr_recording  # builds on this module
 
@@ -302,13 +345,11 @@ def _open_generic(tif: Path, table: Path) -> Recording:
     time_s = _numbers(table, columns, "time_s")
     temperature = _numbers(table, columns, "temperature_K")
     _check_table_length([frame_file], table, len(time_s))
+    _check_temperatures(temperature, table)
+    _check_frame_numbers(columns, table)
     period = _frame_period(time_s, table)
     kind = columns.get("kind")
-    cycle = (
-        np.array([int(float(c)) for c in columns["cycle"]], dtype=np.int64)
-        if "cycle" in columns
-        else None
-    )
+    cycle = _cycles(columns, table)
     exposure = period
     if "exposure_s" in columns:
         exposure = min(float(np.median(_numbers(table, columns, "exposure_s"))), period)
@@ -325,49 +366,106 @@ def _open_generic(tif: Path, table: Path) -> Recording:
     )
 
 
-def _open_run(path: Path) -> Recording:
+def _whole_numbers(columns: dict[str, list[str]], table: Path, name: str) -> NDArray[np.int64]:
     try:
-        manifest: dict[str, Any] = json.loads((path / MANIFEST).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:
-        raise InputError(f"{path / MANIFEST} cannot be read: {e}") from e
-    chunks = sorted((path / FRAMES_DIR).glob("*.tif"))
-    if not chunks:
-        raise InputError(f"{path} holds no frames ({FRAMES_DIR}/*.tif)")
-    complete = manifest.get("status") == "complete"
-    files = [open_tiff(c, partial=not complete and c == chunks[-1]) for c in chunks]
+        return np.array([int(v) for v in columns[name]], dtype=np.int64)
+    except ValueError as e:
+        raise InputError(
+            f"{table}: column '{name}' holds a value that is not a whole number: {e}"
+        ) from e
+
+
+def _cycles(columns: dict[str, list[str]], table: Path) -> NDArray[np.int64] | None:
+    if "cycle" not in columns:
+        return None
+    cycle = _whole_numbers(columns, table, "cycle")
+    if np.any(cycle < 0):
+        raise InputError(f"{table}: column 'cycle' holds a negative number")
+    return cycle
+
+
+def _check_frame_numbers(columns: dict[str, list[str]], table: Path) -> None:
+    """Frames are matched to pages by number: numbers must rise, each once."""
+    if "frame" not in columns:
+        return
+    frame = _whole_numbers(columns, table, "frame")
+    steps = np.diff(frame)
+    if np.any(steps <= 0):
+        at = int(np.flatnonzero(steps <= 0)[0]) + 1
+        raise InputError(
+            f"{table}: column 'frame' must rise from row to row, each number once; row {at + 1} "
+            f"holds {frame[at]} after {frame[at - 1]} (shuffled or duplicated rows?)"
+        )
+
+
+def _check_temperatures(temperature: FloatArray, table: Path) -> None:
+    if np.any(temperature <= 0):
+        at = int(np.flatnonzero(temperature <= 0)[0])
+        raise InputError(
+            f"{table}: column 'temperature_K' holds {temperature[at]:g} K at row {at + 1}; "
+            "temperatures are in kelvin, above 0"
+        )
+
+
+def _open_run(path: Path, keep_interrupted: bool) -> Recording:
+    """A run directory, checked as `tjump verify` checks it; frames and rows are joined
+    by frame number."""
+    verdict = require_consistent(path, "analyse")
+    manifest = verdict.manifest
+    _check_step_response(manifest, path / MANIFEST)
+    chosen = sorted(f for f in verdict.pages if f in verdict.rows)
+    interrupted = [f for f in chosen if verdict.rows[f].get("interrupted")]
+    if not keep_interrupted:
+        chosen = [f for f in chosen if not verdict.rows[f].get("interrupted")]
+    if not chosen:
+        raise InputError(f"{path} holds no frames to analyse ({FRAMES_DIR}/*.tif)")
+    files = _frame_files([verdict.pages[f] for f in chosen])
+    rows = [verdict.rows[f] for f in chosen]
     table = path / FRAMES_CSV
-    if not table.is_file():
-        raise InputError(f"{path} has no {FRAMES_CSV}")
-    columns = _read_table(table)
-    time_s = _numbers(table, columns, "time_s")
-    temperature = _numbers(table, columns, "temperature_K")
-    frames = sum(f.frames for f in files)
-    if not complete and frames < len(time_s):
-        # a run cut short: the table may be ahead of the frames by the frames in flight
-        keep = frames
-        time_s, temperature = time_s[:keep], temperature[:keep]
-        columns = {k: v[:keep] for k, v in columns.items()}
-    _check_table_length(files, table, len(time_s))
+    time_s = np.array([r["time_s"] for r in rows], dtype=np.float64)
+    temperature = np.array([r["temperature_K"] for r in rows], dtype=np.float64)
+    film = np.array([r.get("film_temperature_K", np.nan) for r in rows], dtype=np.float64)
+    shapes = {f.shape for f in files}
+    if len(shapes) > 1:
+        raise InputError(f"frame files differ in shape: {sorted(shapes)}")
     period = _frame_period(time_s, table)
-    exposure_ms = manifest.get("exposure_ms")
-    exposure = float(exposure_ms) / 1e3 if exposure_ms else period
-    cycle = (
-        np.array([int(float(c)) for c in columns["cycle"]], dtype=np.int64)
-        if "cycle" in columns
-        else None
-    )
+    exposure_ms = _manifest_number(manifest, "exposure_ms", path / MANIFEST)
+    exposure = exposure_ms / 1e3 if exposure_ms else period
     truth = path / TRUTH_DIR
     return Recording(
         path,
         files,
         time_s,
         temperature,
-        columns.get("kind"),
-        cycle,
+        [str(r["kind"]) for r in rows],
+        np.array([r["cycle"] for r in rows], dtype=np.int64),
         period,
         exposure_s=min(exposure, period),
-        pixel_size_um=manifest.get("pixel_size_um"),
+        pixel_size_um=_manifest_number(manifest, "pixel_size_um", path / MANIFEST),
         truth_dir=truth if truth.is_dir() else None,
-        extra={"manifest": manifest},
-        film_temperature_K=_optional_numbers(table, columns, "film_temperature_K"),
+        extra={
+            "manifest": manifest,
+            "frame_numbers": np.array(chosen, dtype=np.int64),
+            "interrupted_frames": len(interrupted),
+            "interrupted_kept": keep_interrupted,
+        },
+        film_temperature_K=film if np.isfinite(film).any() else None,
     )
+
+
+def _frame_files(pages: list[Page]) -> list[FrameFile]:
+    """The pages as views of consecutive pages of one file each."""
+    whole: dict[Path, FrameFile] = {}
+    files: list[FrameFile] = []
+    start = 0
+    for i, page in enumerate(pages):
+        last = i + 1 == len(pages)
+        nxt = None if last else pages[i + 1]
+        if nxt is not None and nxt.chunk == page.chunk and nxt.index == page.index + 1:
+            continue
+        first = pages[start]
+        if first.chunk not in whole:
+            whole[first.chunk] = open_tiff(first.chunk, partial=True)
+        files.append(whole[first.chunk].pages(first.index, i + 1 - start))
+        start = i + 1
+    return files

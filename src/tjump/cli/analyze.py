@@ -89,6 +89,14 @@ def analyze(
     figures: Annotated[
         bool, typer.Option("--figures/--no-figures", help="Write figures and report.html.")
     ] = True,
+    keep_interrupted: Annotated[
+        bool,
+        typer.Option(
+            "--keep-interrupted",
+            help="Keep the frames of cycles a run did not finish (cut short, then redone "
+            "after a resume); they are left out by default.",
+        ),
+    ] = False,
 ) -> None:
     """Find particles, their nucleation events and their activation energies.
 
@@ -108,8 +116,13 @@ def analyze(
             response=response,
             thermometer="setpoints" if setpoints else thermometer,
             inert_file=inert,
+            keep_interrupted=keep_interrupted,
         )
         write_analysis(analysis, output, figures=figures)
+    cut = analysis.recording.extra.get("interrupted_frames", 0)
+    if cut:
+        done = "kept" if keep_interrupted else "left out (--keep-interrupted keeps them)"
+        typer.echo(f"{cut} frames of interrupted cycles {done}")
     s = summary(analysis)
     pop = s["population"][str(analysis.series[0])]
     ea = pop.get("ea_median_kj_mol")

@@ -32,7 +32,7 @@ from tjump.storage.layout import (
 )
 from tjump.storage.scan import ChunkScan, Page, Row, format_row
 from tjump.storage.verify import Verdict, read_log, verify
-from tjump.storage.writer import write_atomic
+from tjump.storage.writer import DESCRIPTION_BYTES, write_atomic
 
 _CYCLE_HEAD = ("heat", "ablation")  # the first half of a cycle whose cooling follows
 
@@ -169,7 +169,8 @@ def _rewrite_chunk(
         with tmp.open("wb") as f, tifffile.TiffWriter(f) as out:
             for page in run:
                 row = page.row or rows.get(page.frame) or {"frame": page.frame}
-                description = json.dumps({k: row[k] for k in FRAME_COLUMNS if k in row})
+                text = json.dumps({k: row[k] for k in FRAME_COLUMNS if k in row})
+                description = text.ljust(DESCRIPTION_BYTES)
                 out.write(
                     images[page.index], contiguous=False, metadata=None, description=description
                 )

@@ -32,6 +32,7 @@ from tjump.storage.layout import (
 from tjump.storage.lock import WriterLock
 
 _TRACE_BLOCK_ROWS = 100
+DESCRIPTION_BYTES = 512
 _DAQ_BLOCK_SAMPLES = 2000
 
 
@@ -55,7 +56,8 @@ def write_atomic(path: Path, text: str) -> None:
 def describe_page(record: FrameRecord) -> str:
     """A page's description: its frames.csv row as JSON, so a page whose row a crash lost
     gets it back, and a reader can check that a page is the frame its file name says."""
-    return json.dumps(dict(zip(FRAME_COLUMNS, record.row(), strict=True)))
+    text = json.dumps(dict(zip(FRAME_COLUMNS, record.row(), strict=True)))
+    return text.ljust(DESCRIPTION_BYTES)  # one length: pages evenly spaced, memory-mappable
 
 
 class RunWriter:
