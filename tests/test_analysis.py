@@ -24,6 +24,7 @@ from tjump.cli import main
 from tjump.errors import InputError
 from tjump.sequencer import plan_run, run_plan
 from tjump.storage import RunDirectory
+from tjump.storage.repair import repair
 
 from conftest import ROOT, rig_yaml, series_protocol
 
@@ -265,7 +266,8 @@ def test_a_run_cut_short_is_analysed_up_to_its_last_whole_frame(
     run_dir: Path, tmp_path: Path
 ) -> None:
     """A crashed run: manifest still 'running', last TIFF page half written, frames.csv
-    ahead of the frames. The complete frames are analysed."""
+    ahead of the frames. Analysis refuses it until `verify --repair`, then analyses the
+    complete frames."""
     cut = tmp_path / "cut"
     shutil.copytree(run_dir, cut)
     manifest = json.loads((cut / "manifest.json").read_text())
@@ -273,6 +275,9 @@ def test_a_run_cut_short_is_analysed_up_to_its_last_whole_frame(
     (cut / "manifest.json").write_text(json.dumps(manifest))
     last = sorted((cut / "frames").glob("*.tif"))[-1]
     last.write_bytes(last.read_bytes()[:-5000])
+    with pytest.raises(InputError, match="verify --repair"):
+        analyze_recording(cut)
+    assert repair(cut)
     analysis = analyze_recording(cut)
     full = RunDirectory(run_dir).frame_count()
     assert full - 2 <= analysis.recording.frames < full

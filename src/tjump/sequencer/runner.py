@@ -29,6 +29,7 @@ from tjump.sequencer.sequencer import RunResult, Sequencer
 from tjump.storage import RunDirectory
 from tjump.storage.layout import (
     FRAMES_CSV,
+    INPUT_FILES,
     RUN_CALIBRATION,
     RUN_HEATER_MODEL,
     RUN_MM_CONFIG,
@@ -139,13 +140,19 @@ def run_plan(
     own_rig = rig is None
     rig = rig or build_rig(plan.rig, run_seed)
     try:
+        if output.exists() and any(p.name not in INPUT_FILES for p in output.iterdir()):
+            raise InputError(f"output folder {output} already holds files; choose another")
+        try:
+            output.mkdir(parents=True, exist_ok=True)
+            _save_inputs(plan, output)  # before the manifest: a run directory can resume
+        except OSError as e:
+            raise InputError(f"cannot create the run directory {output}: {e}") from e
         writer = RunWriter(
             output,
             _manifest(plan, run_seed, rig.camera.shape()),
             rig.daq.channels,
             rig.daq.sample_rate_hz,
         )
-        _save_inputs(plan, output)
         sequencer = Sequencer(rig, plan.schedule, writer)
         if connect is not None:
             connect(sequencer)

@@ -30,6 +30,7 @@ RUN_CALIBRATION = "heater-calibration.csv"
 RUN_HEATER_MODEL = "heater-model.yaml"
 RUN_MM_CONFIG = "micro-manager.cfg"
 LIVE_TRACES = "live-traces.csv"
+INPUT_FILES = frozenset({RUN_PROTOCOL, RUN_RIG, RUN_CALIBRATION, RUN_MM_CONFIG})
 SET_ASIDE_DIR = "set-aside"
 WRITER_LOCK = ".writer.lock"
 STATUSES = ("running", "complete", "aborted", "failed", "interrupted")

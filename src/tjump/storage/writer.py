@@ -21,6 +21,7 @@ from tjump.storage.layout import (
     FRAME_COLUMNS,
     FRAMES_CSV,
     FRAMES_DIR,
+    INPUT_FILES,
     LIVE_PARTICLES,
     LIVE_TRACES,
     LOG,
@@ -80,8 +81,10 @@ class RunWriter:
     ) -> None:
         """Create a run directory, or with `resume` reopen an interrupted one to append
         frames numbered from `next_frame`."""
-        if not resume and directory.exists() and any(directory.iterdir()):
-            raise InputError(f"output folder {directory} already holds files; choose another")
+        if not resume and directory.exists():
+            others = [p.name for p in directory.iterdir() if p.name not in INPUT_FILES]
+            if others:
+                raise InputError(f"output folder {directory} already holds files; choose another")
         self.directory = directory
         self.chunk_frames = chunk_frames
         self.daq_rate_hz = daq_rate_hz
@@ -91,19 +94,6 @@ class RunWriter:
         except OSError as e:
             raise InputError(f"cannot create the run directory {directory}: {e}") from e
         self._lock = WriterLock(directory)
-        mode = "a" if resume else "w"
-        self._frames_csv = (directory / FRAMES_CSV).open(mode, newline="", encoding="utf-8")
-        self._frames_out = csv.writer(self._frames_csv)
-        self._daq_csv = (directory / DAQ_CSV).open(mode, newline="", encoding="utf-8")
-        self._log: TextIOWrapper = (directory / LOG).open("a", encoding="utf-8")
-        self._text_log: TextIOWrapper = (directory / TEXT_LOG).open("a", encoding="utf-8")
-        self._traces: TextIOWrapper | None = None
-        self._pending_traces: list[NDArray[np.float64]] = []
-        self._pending_rows = 0
-        self._pending_daq: list[NDArray[np.float64]] = []
-        self._pending_samples = 0
-        self._chunk_file: BufferedWriter | None = None
-        self._tiff: tifffile.TiffWriter | None = None
         self.session = len(manifest.get("sessions", [])) if resume else 0
         self.next_frame = next_frame
         self.session_frames = 0  # frames written by this session
@@ -118,10 +108,27 @@ class RunWriter:
                 "chunk_frames": chunk_frames,
             }
             self.frames_written = 0
+        self._write_manifest()  # first: from here on the folder is a run directory
+        mode = "a" if resume else "w"
+        self._frames_csv = (directory / FRAMES_CSV).open(mode, newline="", encoding="utf-8")
+        self._frames_out = csv.writer(self._frames_csv)
+        if self._frames_csv.tell() == 0:
             self._frames_out.writerow(FRAME_COLUMNS)
+            self._frames_csv.flush()
+        self._daq_csv = (directory / DAQ_CSV).open(mode, newline="", encoding="utf-8")
+        if self._daq_csv.tell() == 0:
             csv.writer(self._daq_csv).writerow(["sample", "time_s", *daq_channels])
+            self._daq_csv.flush()
+        self._log: TextIOWrapper = (directory / LOG).open("a", encoding="utf-8")
+        self._text_log: TextIOWrapper = (directory / TEXT_LOG).open("a", encoding="utf-8")
+        self._traces: TextIOWrapper | None = None
+        self._pending_traces: list[NDArray[np.float64]] = []
+        self._pending_rows = 0
+        self._pending_daq: list[NDArray[np.float64]] = []
+        self._pending_samples = 0
+        self._chunk_file: BufferedWriter | None = None
+        self._tiff: tifffile.TiffWriter | None = None
         self._chunk_left = 0
-        self._write_manifest()
 
     def _write_manifest(self) -> None:
         write_atomic(self.directory / MANIFEST, json.dumps(self.manifest, indent=2) + "\n")
