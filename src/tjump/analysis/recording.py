@@ -129,7 +129,9 @@ def open_tiff(path: Path, partial: bool = False) -> FrameFile:
         frame_bytes = shape[0] * shape[1] * dtype.itemsize
         file_size = path.stat().st_size
         try:
-            sample = sorted({i for i in (0, 1, n // 4, n // 2, 3 * n // 4, n - 2, n - 1) if i >= 0})
+            sample = sorted(
+                {i for i in (0, 1, n // 4, n // 2, 3 * n // 4, n - 2, n - 1) if 0 <= i < n}
+            )
             data = {i: _page_data(tif.pages[i], frame_bytes, path) for i in sample}
             start = data[0][0]
             stride = data[1][0] - start if n > 1 else frame_bytes

@@ -113,9 +113,10 @@ def _upgrade_legacy(path: Path, verdict: Verdict) -> list[str]:
 
 def _repair_chunks(path: Path, verdict: Verdict) -> list[str]:
     actions: list[str] = []
+    misnamed = [c for c in verdict.chunks if c.problem and not c.pages]
+    actions += _rename_misnamed(path, misnamed)
     for chunk in verdict.chunks:
-        if chunk.problem and chunk.first >= 0 and not chunk.pages:
-            actions += _rename_misnamed(path, chunk, verdict)
+        if chunk in misnamed:
             continue
         orphans = [p for p in chunk.pages if p.row is None and p.frame not in verdict.rows]
         if not (chunk.torn or chunk.problem or orphans):
@@ -125,21 +126,47 @@ def _repair_chunks(path: Path, verdict: Verdict) -> list[str]:
     return actions
 
 
-def _rename_misnamed(path: Path, chunk: ChunkScan, verdict: Verdict) -> list[str]:
-    """A chunk whose first page says another frame number: named for what it holds."""
+def _described_first(chunk: Path) -> int | None:
+    """The frame number a chunk's first page records, if it records one."""
     try:
-        with tifffile.TiffFile(chunk.path) as tif:
-            page = tif.pages[0]
-            first = json.loads(getattr(page, "description", ""))["frame"]
+        with tifffile.TiffFile(chunk) as tif:
+            first = json.loads(getattr(tif.pages[0], "description", ""))["frame"]
     except Exception:
-        first = None
-    target = chunk.path.with_name(chunk_name(first)) if isinstance(first, int) else None
-    if target is None or target.exists():
-        moved = _set_aside(path) / chunk.path.name
-        chunk.path.replace(moved)
-        return [f"{FRAMES_DIR}/{chunk.path.name}: cannot be placed; set aside"]
-    chunk.path.replace(target)
-    return [f"{FRAMES_DIR}/{chunk.path.name}: renamed {target.name}, the frames it holds"]
+        return None
+    return first if isinstance(first, int) and first >= 0 else None
+
+
+def _rename_misnamed(path: Path, chunks: list[ChunkScan]) -> list[str]:
+    """Chunks whose first page records another frame number than their name: each renamed
+    for what it holds. Files in each other's way are first parked under a name verify
+    reports (not a frame number), so a repair cut short is finished by the next one."""
+    actions = []
+    parked: list[tuple[Path, Path, str]] = []
+    for chunk in chunks:
+        first = _described_first(chunk.path)
+        if first is None:
+            moved = _set_aside(path) / chunk.path.name
+            chunk.path.replace(moved)
+            actions.append(f"{FRAMES_DIR}/{chunk.path.name}: {chunk.problem}; set aside")
+            continue
+        target = chunk.path.with_name(chunk_name(first))
+        if target.exists():
+            parking = chunk.path.with_name(f"{target.stem}.parked.tif")
+            chunk.path.replace(parking)
+            parked.append((parking, target, chunk.path.name))
+            continue
+        chunk.path.replace(target)
+        actions.append(
+            f"{FRAMES_DIR}/{chunk.path.name}: renamed {target.name}, the frames it holds"
+        )
+    for parking, target, name in parked:
+        if target.exists():
+            parking.replace(_set_aside(path) / name)
+            actions.append(f"{FRAMES_DIR}/{name}: {target.name} is taken; set aside")
+        else:
+            parking.replace(target)
+            actions.append(f"{FRAMES_DIR}/{name}: renamed {target.name}, the frames it holds")
+    return actions
 
 
 def _rewrite_chunk(
