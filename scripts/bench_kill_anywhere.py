@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import multiprocessing
 import os
 import random
@@ -39,26 +40,32 @@ name: kill-anywhere
 frame_rate_hz: 10
 steps:
   - kind: baseline
-    duration_s: 3
+    duration_s: {baseline}
   - kind: series
-    temperatures_K: [377.7, 384.9]
+    temperatures_K: {temperatures}
     cycles: 2
-    heat_s: 6
-    cool_s: 3
+    heat_s: {heat}
+    cool_s: {cool}
 """
 
 
-def small_inputs(folder: Path) -> tuple[Path, Path]:
-    """The default protocol and a 128 x 128 px sim-small, written to `folder`."""
+def small_inputs(folder: Path, pixels: int = 128, quick: bool = False) -> tuple[Path, Path]:
+    """The default protocol and sim-small cropped to `pixels` square, written to `folder`;
+    `quick`: one temperature and shorter steps (140 frames), for the test suite."""
     import yaml
 
     rig = yaml.safe_load((ROOT / "configs/rigs/sim-small.yaml").read_text())
-    rig["name"] = "sim-128"
+    rig["name"] = f"sim-{pixels}"
     rig["calibration"] = str(ROOT / "configs/calibrations/heater-sim.csv")
-    rig["simulation"]["sensor"] = {"width": 128, "height": 128}
-    rig["simulation"]["sample"] = {"particles": 10, "references": 2}
+    rig["simulation"]["sensor"] = {"width": pixels, "height": pixels}
+    rig["simulation"]["sample"] = {"particles": 10 if pixels >= 128 else 5, "references": 2}
     (folder / "rig.yaml").write_text(yaml.safe_dump(rig))
-    (folder / "protocol.yaml").write_text(PROTOCOL)
+    steps = (
+        {"baseline": 2, "temperatures": "[384.9]", "heat": 4, "cool": 3}
+        if quick
+        else {"baseline": 3, "temperatures": "[377.7, 384.9]", "heat": 6, "cool": 3}
+    )
+    (folder / "protocol.yaml").write_text(PROTOCOL.format(**steps))
     return folder / "protocol.yaml", folder / "rig.yaml"
 
 
@@ -71,6 +78,7 @@ class Trial:
     ok: bool
     problem: str = ""
     seconds: float = 0.0
+    status: str = ""  # the manifest's, after the resume
 
 
 def _child(argv: list[str]) -> None:
@@ -86,6 +94,14 @@ def _child(argv: list[str]) -> None:
     except SystemExit as e:
         os._exit(e.code if isinstance(e.code, int) else 1)
     os._exit(0)
+
+
+def _context() -> multiprocessing.context.BaseContext:
+    """Processes forked from a server that imported tjump once: each run starts at once,
+    and never from a parent that has threads of its own (a test session's)."""
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["tjump.cli"])
+    return context
 
 
 def _rows_written(out: Path) -> int:
@@ -171,7 +187,7 @@ def run_trial(
     rng = random.Random(seed)
     out = work / f"run-{seed}"
     argv = ["tjump", "run", str(protocol), "--rig", str(rig), "-o", str(out)]
-    proc = multiprocessing.get_context("fork").Process(target=_child, args=(argv,))
+    proc = _context().Process(target=_child, args=(argv,))
     proc.start()
     deadline = time.monotonic() + 120
     while proc.is_alive() and time.monotonic() < deadline:
@@ -199,10 +215,18 @@ def run_trial(
             return Trial(kind, after_frames, len(before), 0, False, f"resume: {e}")
     problem = check(out, before)
     after = len(readable(out))
+    status = json.loads((out / "manifest.json").read_text())["status"]
     shutil.rmtree(out, ignore_errors=True)
     out.with_suffix(".ome.tif").unlink(missing_ok=True)
     return Trial(
-        kind, after_frames, len(before), after, not problem, problem, time.monotonic() - start
+        kind,
+        after_frames,
+        len(before),
+        after,
+        not problem,
+        problem,
+        time.monotonic() - start,
+        status,
     )
 
 

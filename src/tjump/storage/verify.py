@@ -16,6 +16,7 @@ from typing import Any
 from tjump.errors import InputError
 from tjump.storage.layout import (
     DAQ_CSV,
+    FRAME_COLUMNS,
     FRAMES_CSV,
     FRAMES_DIR,
     LOG,
@@ -26,7 +27,8 @@ from tjump.storage.layout import (
 from tjump.storage.lock import writer_alive
 from tjump.storage.scan import ChunkScan, Page, Row, Table, read_table, scan_chunks
 
-_COMPARED = ("time_s", "temperature_K", "segment", "kind", "cycle", "daq_index")
+# what a page's own record and its row must agree on (a repair may change the marks)
+_COMPARED = tuple(c for c in FRAME_COLUMNS if c not in ("interrupted", "missing"))
 
 
 @dataclass
@@ -187,22 +189,32 @@ def verify(path: Path) -> Verdict:
         if page.row is not None and f in rows and not _agree(page.row, rows[f])
     ]
     if disagree:
+        first = disagree[0]
+        page_row = pages[first].row or {}
+        column = next(c for c in _COMPARED if not _agree(page_row, rows[first], (c,)))
         problems.append(
-            f"{len(disagree)} rows disagree with their page's own record (first: frame "
-            f"{disagree[0]})"
+            f"{FRAMES_CSV}: {len(disagree)} rows disagree with their page's own record in "
+            f"{FRAMES_DIR}/ (first: frame {first}, {column} {rows[first].get(column)} in the "
+            f"table, {page_row.get(column)} in the page)"
         )
     orphans = sorted(f for f in pages if f not in rows)
     if orphans:
-        problems.append(f"{len(orphans)} pages have no row (first: frame {orphans[0]})")
+        problems.append(
+            f"{len(orphans)} pages in {FRAMES_DIR}/ have no row in {FRAMES_CSV} (first: frame "
+            f"{orphans[0]})"
+        )
     unmarked = sorted(f for f, r in rows.items() if f not in pages and not r.get("missing"))
     if unmarked:
         problems.append(
-            f"{len(unmarked)} rows have no page and are not marked missing (first: frame "
-            f"{unmarked[0]})"
+            f"{len(unmarked)} rows of {FRAMES_CSV} have no page in {FRAMES_DIR}/ and are not "
+            f"marked missing (first: frame {unmarked[0]})"
         )
     marked = sorted(f for f, r in rows.items() if f in pages and r.get("missing"))
     if marked:
-        problems.append(f"{len(marked)} rows are marked missing but have a page")
+        problems.append(
+            f"{len(marked)} rows of {FRAMES_CSV} are marked missing but have a page in "
+            f"{FRAMES_DIR}/"
+        )
     if manifest["status"] == "running" and not writer_alive(path):
         problems.append("the manifest says running, but no process writes the run (cut short)")
     return Verdict(
@@ -227,8 +239,8 @@ def verify(path: Path) -> Verdict:
     )
 
 
-def _agree(page: Row, row: Row) -> bool:
-    for name in _COMPARED:
+def _agree(page: Row, row: Row, columns: tuple[str, ...] = _COMPARED) -> bool:
+    for name in columns:
         a, b = page.get(name), row.get(name)
         if isinstance(a, float) and isinstance(b, float):
             if a != a and b != b:  # both not known (NaN)
