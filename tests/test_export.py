@@ -13,8 +13,9 @@ import ome_types
 import pytest
 import tifffile
 
-from tjump.sequencer import plan_run, run_plan
+from tjump.sequencer import Sequencer, plan_run, resume_run, run_plan
 from tjump.storage import RunDirectory
+from tjump.storage.export import export_ome_tiff
 
 from conftest import rig_yaml, series_protocol
 
@@ -49,6 +50,33 @@ def test_ome_tiff_carries_frames_and_metadata(write_file: WriteFile) -> None:
     temps = maps["tjump/temperature_K"]
     assert [float(temps[r["frame"]]) for r in rows] == [float(r["temperature_K"]) for r in rows]
     assert maps["tjump/run"]["protocol"] == "test"
+
+
+def test_a_resumed_run_exports_one_temperature_per_plane(write_file: WriteFile) -> None:
+    rig_file = write_file("rig.yaml", rig_yaml(width=40, height=40, particles=2, references=1))
+    protocol = write_file("p.yaml", series_protocol(cycles=2, heat_s=2, cool_s=1, baseline_s=1))
+    out = protocol.parent / "run"
+    plan = plan_run(protocol, rig_file)
+
+    def abort_in_second_heat(seq: Sequencer) -> None:
+        def on_frame(image: object, record: object) -> None:
+            if getattr(record, "segment", -1) == 3:
+                seq.abort()
+
+        seq.events.frame_acquired.connect(on_frame)
+
+    assert run_plan(plan, out, connect=abort_in_second_heat).status == "aborted"
+    assert resume_run(out).status == "complete"
+    target = protocol.parent / "run.ome.tif"
+    assert export_ome_tiff(RunDirectory(out), target) == RunDirectory(out).frame_count()
+    ome = ome_types.from_tiff(target)
+    maps = {
+        m.namespace: {item.k: item.value for item in m.value.ms}
+        for m in ome.structured_annotations.map_annotations
+    }
+    planes = ome.images[0].pixels.size_t
+    assert len(maps["tjump/temperature_K"]) == len(maps["tjump/interrupted"]) == planes
+    assert sum(v == "1" for v in maps["tjump/interrupted"].values()) > 0  # the redone heat
 
 
 def test_export_needs_a_format(write_file: WriteFile) -> None:

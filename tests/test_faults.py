@@ -191,7 +191,9 @@ def test_a_dropped_frame_is_detected_counted_and_recorded(
     assert (result.status, result.dropped_frames) == ("complete", 1)
     assert_heater_off(rig)
     run = assert_frames_intact(tmp_path / "out", plan.schedule.total_frames - 1)
-    frames = [int(r["frame"]) for r in run.frames_table()]
+    rows = run.frames_table()
+    assert [int(r["frame"]) for r in rows] == list(range(len(rows)))  # the order taken
+    frames = [int(r["schedule_frame"]) for r in rows]  # the gap is in the schedule's place
     assert 60 not in frames and frames == [f for f in range(len(frames) + 1) if f != 60]
     assert run.manifest()["dropped_frames"] == 1
     assert [e["frames"] for e in run.log() if e["event"] == "frames_dropped"] == [[60]]

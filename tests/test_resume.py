@@ -55,6 +55,12 @@ def test_aborted_run_resumes_at_the_next_whole_cycle(write_file: WriteFile) -> N
     assert sorted(set(segments)) == list(range(len(plan.schedule.segments)))
     times = [float(r["time_s"]) for r in rows]
     assert all(b > a for a, b in pairwise(times))  # one timeline
+    # one number per frame, in the order taken; the cut cycle kept and marked
+    assert [int(r["frame"]) for r in rows] == list(range(len(rows)))
+    cut = {int(r["segment"]) for r in rows if r["interrupted"] == "1"}
+    assert cut == {cool_of_cycle_2.index - 1, cool_of_cycle_2.index}
+    assert {r["session"] for r in rows if r["interrupted"] == "1"} == {"0"}
+    assert sum(r["session"] == "1" for r in rows) == second.session_frames
     manifest = run.manifest()
     assert manifest["status"] == "complete"
     assert manifest["sessions"][0]["at_segment"] == cool_of_cycle_2.index + 1

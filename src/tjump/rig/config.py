@@ -35,7 +35,7 @@ MAX_DAQ_HZ = 500_000.0  # NI USB-6251: 1.00 MS/s aggregate over the two channels
 MAX_FRAME_RATE_HZ = 10_000.0
 SENSOR_PX = (16, 16_384)
 BINNINGS = (1, 2, 4)
-MAX_PARTICLES = 2_000
+MAX_PARTICLES = 1_000
 
 Kelvin = Annotated[float, Field(gt=0, le=MAX_FILM_K)]
 
@@ -311,7 +311,7 @@ def _sample_problems(rig: RigConfig, width: int, height: int) -> list[str]:
     if count > MAX_PARTICLES:
         return [f"simulation.sample: {count} particles and references; at most {MAX_PARTICLES}"]
     usable = max(width - 2 * sample.edge_margin_px, 0) * max(height - 2 * sample.edge_margin_px, 0)
-    room = int(usable / (2 * sample.min_separation_px**2))
+    room = int(usable / sample.min_separation_px**2)  # one per separation-wide square
     if count > room:
         return [
             f"simulation.sample: {count} particles and references do not fit "

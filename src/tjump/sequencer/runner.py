@@ -36,8 +36,8 @@ from tjump.storage.layout import (
     RUN_PROTOCOL,
     RUN_RIG,
 )
-from tjump.storage.repair import repair
-from tjump.storage.scan import read_table
+from tjump.storage.repair import mark_segments, repair
+from tjump.storage.scan import Row, read_table
 from tjump.storage.verify import read_manifest, require_consistent
 from tjump.storage.writer import RunWriter
 
@@ -185,14 +185,39 @@ def _save_inputs(plan: RunPlan, output: Path) -> None:
     (output / RUN_RIG).write_text(yaml.safe_dump(rig, sort_keys=False), encoding="utf-8")
 
 
-def resume_point(run: RunDirectory, schedule: Schedule) -> int:
-    """Index of the segment to resume at: the first not finished that is not the cooling
-    half of a cycle (the next whole cycle), or -1 if nothing is left."""
+def unfinished_segments(run: RunDirectory, schedule: Schedule, rows: list[Row]) -> list[int]:
+    """Segments not done: never logged as finished, or whose last frame is not on disk (a
+    power cut can lose frames the log saw written)."""
     finished = {e.get("segment") for e in run.log() if e.get("event") == "segment_finished"}
+    have = {r.get("schedule_frame", r["frame"]) for r in rows if not r.get("missing")}
+    return [
+        seg.index
+        for seg in schedule.segments
+        if seg.index not in finished or (seg.frames and seg.end_frame - 1 not in have)
+    ]
+
+
+def resume_point(run: RunDirectory, schedule: Schedule, rows: list[Row] | None = None) -> int:
+    """Index of the segment to resume at: the first not done that is not the cooling half
+    of a cycle (the next whole cycle), or -1 if nothing is left."""
+    if rows is None:
+        rows = read_table(run.path / FRAMES_CSV).rows
+    undone = set(unfinished_segments(run, schedule, rows))
     for seg in schedule.segments:
-        if seg.index not in finished and seg.kind != "cool":
+        if seg.index in undone and seg.kind != "cool":
             return seg.index
     return -1
+
+
+def _cut_short(schedule: Schedule, undone: list[int], start: int) -> set[int]:
+    """Segments whose frames so far belong to a cycle not finished: those done again from
+    `start` on, and a cooling skipped with the heating before it."""
+    cut = {i for i in undone if i < start} | {s.index for s in schedule.segments[start:]}
+    kinds = {s.index: s.kind for s in schedule.segments}
+    for i in list(cut):
+        if kinds.get(i) == "cool" and kinds.get(i - 1) in ("heat", "ablation"):
+            cut.add(i - 1)
+    return cut
 
 
 @dataclass(frozen=True)
@@ -231,13 +256,18 @@ def resume_run_checked(
     run = RunDirectory(path)
     manifest = run.manifest()
     plan = plan_run(run.path / RUN_PROTOCOL, run.path / RUN_RIG)
-    start = resume_point(run, plan.schedule)
+    rows = verdict.table.rows
+    start = resume_point(run, plan.schedule, rows)
+    if start >= 0:
+        undone = unfinished_segments(run, plan.schedule, rows)
+        marked = mark_segments(path, _cut_short(plan.schedule, undone, start))
+        if marked:
+            repairs.append(f"{FRAMES_CSV}: {marked} frames of cycles done again marked interrupted")
     if start < 0:
         raise InputError(
             f"run {run.path} has finished every step, though its status is "
             f"'{manifest.get('status')}'; nothing to resume (analyse or export it as it is)"
         )
-    rows = verdict.table.rows
     frames_done = len(verdict.pages)
     last_time = max((float(r["time_s"]) for r in rows), default=0.0)
     gap_s = max(0.0, time.time() - (run.path / FRAMES_CSV).stat().st_mtime)

@@ -30,7 +30,7 @@ from tjump.storage.layout import (
     TEXT_LOG,
     chunk_name,
 )
-from tjump.storage.scan import ChunkScan, Page, Row, format_row
+from tjump.storage.scan import ChunkScan, Page, Row, format_row, read_table
 from tjump.storage.verify import Verdict, read_log, verify
 from tjump.storage.writer import DESCRIPTION_BYTES, write_atomic
 
@@ -331,6 +331,20 @@ def mark_interrupted(rows: Iterable[Row], log: list[dict[str, Any]]) -> int:
         if row.get("interrupted", 0) != flag:
             row["interrupted"] = flag
             changed += 1
+    return changed
+
+
+def mark_segments(path: Path, segments: set[int]) -> int:
+    """Mark every row of `segments` interrupted (a resume is about to do them again);
+    returns how many marks changed."""
+    table = read_table(path / FRAMES_CSV)
+    changed = 0
+    for row in table.rows:
+        if row["segment"] in segments and not row.get("interrupted"):
+            row["interrupted"] = 1
+            changed += 1
+    if changed:
+        _write_table(path, table.rows)
     return changed
 
 
