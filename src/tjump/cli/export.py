@@ -12,6 +12,7 @@ from tjump.cli.console import console
 from tjump.errors import InputError
 from tjump.storage import RunDirectory
 from tjump.storage.export import export_ome_tiff
+from tjump.storage.verify import require_consistent
 from tjump.storage.zarr_export import export_ome_zarr
 
 
@@ -33,6 +34,7 @@ def export(
     if ome_tiff == ome_zarr:
         raise InputError("choose one format: --ome-tiff or --ome-zarr")
     run = RunDirectory(run_dir)
+    require_consistent(run_dir, "export")  # says what to do if it is not
     if ome_zarr:
         target = output or run_dir.with_name(run_dir.name + ".ome.zarr")
         columns = (
