@@ -49,8 +49,36 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
+def _flow_depth(text: str) -> int:
+    """The deepest nesting of [ ] and { } outside quotes and comments (a cheap look before
+    parsing: the parser takes seconds to refuse thousands of levels)."""
+    depth = deepest = 0
+    quote = ""
+    comment = False
+    for ch in text:
+        if ch == "\n":
+            comment, quote = False, ""  # an apostrophe in plain text ends with its line
+            depth = max(depth, 0)
+        elif comment:
+            continue
+        elif quote:
+            quote = "" if ch == quote else quote
+        elif ch in "\"'":
+            quote = ch
+        elif ch == "#":
+            comment = True
+        elif ch in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch in "]}":
+            depth -= 1
+    return deepest
+
+
 def parse_yaml(text: str, source: str) -> Any:
     """Parse YAML text with duplicate keys refused; `source` names it in messages."""
+    if _flow_depth(text) > MAX_DEPTH:
+        raise InputError(f"{source} nests [ ] or {{ }} deeper than {MAX_DEPTH}")
     try:
         loader = _UniqueKeyLoader(text)
         try:
