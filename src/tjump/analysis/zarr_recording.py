@@ -31,19 +31,6 @@ def is_ome_zarr(path: Path) -> bool:
     return path.is_dir() and (path / ZARR_JSON).is_file()
 
 
-def zarr_step_response(path: Path) -> tuple[tuple[float, float], ...] | None:
-    """The heater's step response the exported run recorded, if any."""
-    try:
-        attrs: dict[str, Any] = dict(zarr.open_group(path, mode="r").attrs)
-    except Exception:
-        return None
-    manifest = _manifest(attrs)
-    pairs = manifest.get("heater_step_response") if isinstance(manifest, dict) else None
-    if not pairs:
-        return None
-    return tuple((float(w), float(tau)) for w, tau in pairs)
-
-
 class TileBlock:
     """Frames [start, stop) of the image, read lazily: `block[:, rows, cols]` reads only the
     tiles holding those pixels and returns (frames, pixels); `block[a:b]` reads whole
@@ -86,7 +73,7 @@ class TileBlock:
                 self.start : self.stop, y0 : min(y0 + th, height), x0 : min(x0 + tw, width)
             ]
             reads.append(region.read())
-        tiles = np.zeros((len(needed), len(self), th, tw), dtype=np.uint16)
+        tiles = np.empty((len(needed), len(self), th, tw), dtype=np.uint16)  # edges: unread
         for i, future in enumerate(reads):
             data = future.result()
             tiles[i, :, : data.shape[1], : data.shape[2]] = data
@@ -169,6 +156,7 @@ def open_zarr_recording(path: Path) -> ZarrRecording:
         exposure_s=min(exposure, period),
         pixel_size_um=manifest.get("pixel_size_um"),
         extra={"manifest": manifest},
+        film_temperature_K=_optional(table, "film_temperature_K"),
         image=image,
         time_chunk=int(chunk[0]),
         tile=(int(chunk[1]), int(chunk[2])),
@@ -186,6 +174,14 @@ def _values(table: zarr.Group, name: str) -> NDArray[Any]:
     if not isinstance(array, zarr.Array):
         raise InputError(f"{table.store_path}/{name} is not an array")
     return np.asarray(array[...])
+
+
+def _optional(table: zarr.Group, name: str) -> FloatArray | None:
+    """A numeric column that may be absent or empty (NaN) throughout: None then."""
+    if name not in table:
+        return None
+    values = _values(table, name).astype(np.float64)
+    return values if np.isfinite(values).any() else None
 
 
 def _categories(table: zarr.Group, name: str) -> list[str] | None:

@@ -7,8 +7,10 @@ from typing import Annotated, Any
 
 import typer
 
+from tjump.analysis.batch import BatchOptions, find_recordings, is_recording
 from tjump.analysis.pipeline import analyze_recording, summary, write_analysis
 from tjump.analysis.sizing import load_size_calibration
+from tjump.cli.batch import analyze_many
 from tjump.cli.console import console
 from tjump.errors import InputError
 
@@ -33,8 +35,13 @@ def parse_response(text: str) -> tuple[tuple[float, float], ...]:
 
 
 def analyze(
-    recording: Annotated[
-        Path, typer.Argument(help="Run directory, or a folder with frames.tif + frames.csv.")
+    recordings: Annotated[
+        list[Path],
+        typer.Argument(
+            help="Run directory, its OME-Zarr export, or a folder with frames.tif + frames.csv; "
+            "several of them, or a folder of them, are analysed in parallel on Dask.",
+            show_default=False,
+        ),
     ],
     output: Annotated[Path, typer.Option("--output", "-o", help="Folder for the results.")],
     calibration: Annotated[
@@ -97,31 +104,81 @@ def analyze(
             "after a resume); they are left out by default.",
         ),
     ] = False,
+    scheduler: Annotated[
+        str | None,
+        typer.Option(
+            "--scheduler",
+            help="Many runs: address of a running Dask scheduler (e.g. tcp://host:8786); "
+            "default a local cluster on this computer.",
+        ),
+    ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers",
+            min=1,
+            help="Many runs: worker processes of the local cluster (default: one per CPU core).",
+        ),
+    ] = None,
 ) -> None:
     """Find particles, their nucleation events and their activation energies.
 
     Temperatures are the film's: its step response is read from the recording itself (the
     common-mode focal drift of the particles, cross-checked with the film's V/I where
-    recorded), or given with --thermal-response."""
+    recorded), or given with --thermal-response. Several recordings (or a folder of them)
+    are analysed in parallel, each into OUTPUT/<name>, with one summary across them in
+    OUTPUT/index.html."""
+    options = BatchOptions(
+        calibration,
+        skip_cycles,
+        ablation_K,
+        parse_response(thermal_response) if thermal_response else None,
+        "setpoints" if setpoints else thermometer,
+        inert,
+        figures,
+        keep_interrupted,
+    )
+    single = recordings[0]
+    if len(recordings) == 1 and not _holds_recordings(single):
+        _analyze_one(single, output, options)
+        return
+    if calibration is not None:
+        load_size_calibration(calibration)  # a bad file is named before any run starts
+    if inert is not None and not inert.is_file():
+        raise InputError(f"--inert {inert}: file not found")
+    analyze_many(find_recordings(recordings), output, options, scheduler, workers)
+
+
+def _holds_recordings(path: Path) -> bool:
+    """A folder of recordings rather than one recording (or a bad path, which the single-run
+    analysis names)."""
+    if is_recording(path) or not path.is_dir():
+        return False
+    return any(is_recording(p) for p in path.iterdir())
+
+
+def _analyze_one(recording: Path, output: Path, options: BatchOptions) -> None:
+    """The single-run analysis, as before many runs were possible."""
+    calibration, inert, thermometer = options.calibration, options.inert, options.thermometer
     size_calibration = load_size_calibration(calibration) if calibration is not None else None
-    response = parse_response(thermal_response) if thermal_response else None
     if inert is not None and not inert.is_file():
         raise InputError(f"--inert {inert}: file not found")
     with console.status("analysing"):
         analysis = analyze_recording(
             recording,
             size_calibration,
-            skip_cycles=skip_cycles,
-            ablation_K=ablation_K,
-            response=response,
-            thermometer="setpoints" if setpoints else thermometer,
+            skip_cycles=options.skip_cycles,
+            ablation_K=options.ablation_K,
+            response=options.response,
+            thermometer=thermometer,
             inert_file=inert,
-            keep_interrupted=keep_interrupted,
+            keep_interrupted=options.keep_interrupted,
         )
-        write_analysis(analysis, output, figures=figures)
+        write_analysis(analysis, output, figures=options.figures)
     cut = analysis.recording.extra.get("interrupted_frames", 0)
     if cut:
-        done = "kept" if keep_interrupted else "left out (--keep-interrupted keeps them)"
+        kept = options.keep_interrupted
+        done = "kept" if kept else "left out (--keep-interrupted keeps them)"
         typer.echo(f"{cut} frames of interrupted cycles {done}")
     s = summary(analysis)
     pop = s["population"][str(analysis.series[0])]

@@ -1,0 +1,296 @@
+"""OME-Zarr export against the run directory's TIFFs: trace reading, export speed, memory.
+
+1. `traces` (default): a run of N frames (default 10,000) at 640 x 480 with 100 particles on
+   the simulated rig; the disk's write and cold-read speed measured with a plain 1 GB file
+   (the baseline); `tjump export --ome-zarr` timed against it; then the traces of every
+   particle read by the analysis from the TIFFs and from the export, each with a cold page
+   cache (posix_fadvise DONTNEED on every file of both) and again warm.
+   `--layouts` adds other tile sizes and codecs, each exported and read cold.
+   Goals: export at least at the disk's write speed; traces >= 10x faster from the export.
+2. `--memory`: `tjump analyze` (figures included, in a child process reporting its own
+   peak, VmHWM) on runs of 10,000 and 50,000 frames (the latter ~31 GB of TIFF, more than
+   half this machine's RAM), and the peak extrapolated linearly to 200,000 frames. Goal:
+   < 2 GB. Each run is deleted right after its analysis; a run is stopped and deleted if
+   the disk falls below 25 GB free.
+
+    python scripts/bench_zarr.py [--frames 10000] [--layouts] [--memory] [--workdir DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from tjump.analysis import detect_particles
+from tjump.analysis.recording import open_recording
+from tjump.analysis.traces import extract_traces
+from tjump.storage import RunDirectory
+from tjump.storage.zarr_export import ZarrLayout, export_ome_zarr
+
+ROOT = Path(__file__).resolve().parent.parent
+MIN_FREE_GB = 25.0
+FRAME_MB = 640 * 480 * 2 / 1e6
+
+
+def free_gb(path: Path) -> float:
+    return shutil.disk_usage(path).free / 1e9
+
+
+def drop_cache(*paths: Path) -> None:
+    """Evict the files under `paths` from the page cache (written back first)."""
+    os.sync()
+    for root in paths:
+        files = [root] if root.is_file() else [p for p in root.rglob("*") if p.is_file()]
+        for f in files:
+            fd = os.open(f, os.O_RDONLY)
+            try:
+                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+            finally:
+                os.close(fd)
+
+
+def disk_speed(folder: Path, size_mb: int = 1024) -> tuple[float, float]:
+    """(write MB/s with fsync, cold read MB/s) of a plain file: the dd baseline."""
+    path = folder / "dd.bin"
+    block = np.random.default_rng(0).integers(0, 255, 4 * 2**20, dtype=np.uint8).tobytes()
+    t = time.perf_counter()
+    with path.open("wb") as f:
+        for _ in range(size_mb // 4):
+            f.write(block)
+        f.flush()
+        os.fsync(f.fileno())
+    write = size_mb * 2**20 / 1e6 / (time.perf_counter() - t)
+    drop_cache(path)
+    t = time.perf_counter()
+    with path.open("rb") as f:
+        while f.read(16 * 2**20):
+            pass
+    read = size_mb * 2**20 / 1e6 / (time.perf_counter() - t)
+    path.unlink()
+    return write, read
+
+
+def make_rig(folder: Path, particles: int) -> Path:
+    """configs/rigs/sim.yaml (640 x 480) with `particles` particles (4 of them references)."""
+    rig = yaml.safe_load((ROOT / "configs" / "rigs" / "sim.yaml").read_text())
+    rig["calibration"] = str(ROOT / "configs" / "calibrations" / "heater-sim.csv")
+    rig["simulation"]["sample"] = {"particles": particles - 4, "references": 4}
+    path = folder / "rig-640x480.yaml"
+    path.write_text(yaml.safe_dump(rig))
+    return path
+
+
+def make_protocol(folder: Path, frames: int) -> Path:
+    """Baseline, then cycles of 50 s hot / 50 s cold at 10 frames/s over three temperatures,
+    `frames` frames in all (rounded to whole cycles)."""
+    cycles = max((frames - 100) // 1000, 1)
+    per_temperature = max(cycles // 3, 1)
+    temps = [377.7, 381.0, 384.9][: min(3, cycles)]
+    rest = frames - 100 - per_temperature * len(temps) * 1000
+    path = folder / f"bench-{frames}.yaml"
+    path.write_text(
+        "name: bench\nframe_rate_hz: 10\nsteps:\n"
+        f"  - {{kind: baseline, duration_s: {10 + max(rest, 0) / 10:g}}}\n"
+        f"  - {{kind: series, temperatures_K: {temps}, cycles: {per_temperature}, "
+        "heat_s: 50, cool_s: 50}\n"
+    )
+    return path
+
+
+def make_run(folder: Path, frames: int, particles: int = 100) -> Path:
+    """A simulated run; stopped (SIGTERM: the heater is made safe) and deleted if the disk
+    falls below MIN_FREE_GB."""
+    run = folder / f"run-{frames}"
+    need = frames * FRAME_MB / 1e3
+    if free_gb(folder) - need < MIN_FREE_GB:
+        raise SystemExit(
+            f"not enough disk: {free_gb(folder):.0f} GB free, the run needs {need:.0f} GB "
+            f"and {MIN_FREE_GB:.0f} GB must stay free"
+        )
+    rig, protocol = make_rig(folder, particles), make_protocol(folder, frames)
+    t = time.perf_counter()
+    child = subprocess.Popen(
+        [sys.executable, "-m", "tjump", "run", str(protocol), "--rig", str(rig), "-o", str(run)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    while child.poll() is None:
+        if free_gb(folder) < MIN_FREE_GB:
+            child.send_signal(signal.SIGTERM)
+            child.wait()
+            shutil.rmtree(run, ignore_errors=True)
+            raise SystemExit(f"stopped: less than {MIN_FREE_GB:.0f} GB free on the disk")
+        time.sleep(2)
+    if child.returncode != 0:
+        raise SystemExit(f"the run failed: {child.stderr.read().decode() if child.stderr else ''}")
+    count = RunDirectory(run).frame_count()
+    print(
+        f"  (simulated {count} frames of 640 x 480, {particles} particles, "
+        f"in {time.perf_counter() - t:.0f} s)"
+    )
+    return run
+
+
+def read_traces(source: Path, x: np.ndarray, y: np.ndarray, baseline: np.ndarray) -> float:
+    """Seconds to read every particle's trace the way `tjump analyze` does."""
+    rec = open_recording(source)
+    t = time.perf_counter()
+    traces = extract_traces(rec.blocks(), rec.frames, x, y, baseline)
+    elapsed = time.perf_counter() - t
+    assert np.isfinite(traces.intensity).all()
+    return elapsed
+
+
+def bench_traces(folder: Path, frames: int, layouts: bool) -> None:
+    write_mb, read_mb = disk_speed(folder)
+    print(
+        f"disk baseline (1 GB file): write {write_mb:.0f} MB/s with fsync, cold read "
+        f"{read_mb:.0f} MB/s"
+    )
+    run = make_run(folder, frames)
+    tiff_bytes = sum(p.stat().st_size for p in (run / "frames").glob("*.tif"))
+    rec = open_recording(run)
+    baseline = rec.mean_image(0, 50)
+    found = detect_particles(baseline)
+    x, y = found.x, found.y
+    print(f"  {rec.frames} frames, {len(x)} particles found, TIFF {tiff_bytes / 1e9:.1f} GB")
+    choices = [ZarrLayout()]
+    if layouts:
+        choices += [
+            ZarrLayout(tile=32, shuffle="bitshuffle"),  # the issue's first suggestion
+            ZarrLayout(tile=8),
+            ZarrLayout(time_chunk=1024),
+            ZarrLayout(cname="lz4"),
+            ZarrLayout(tile=8, cname="lz4"),
+            ZarrLayout(tile=8, clevel=0, shuffle="noshuffle"),  # stored uncompressed
+            ZarrLayout(shuffle="bitshuffle"),
+        ]
+    drop_cache(run)
+    tiff_cold = read_traces(run, x, y, baseline)
+    tiff_warm = read_traces(run, x, y, baseline)
+    raw_mb = rec.frames * FRAME_MB
+    print(
+        f"traces from the TIFFs: cold {tiff_cold:.1f} s ({rec.frames / tiff_cold:,.0f} frames/s), "
+        f"warm {tiff_warm:.1f} s"
+    )
+    for layout in choices:
+        store = folder / "run.ome.zarr"
+        drop_cache(run)
+        t = time.perf_counter()
+        export_ome_zarr(RunDirectory(run), store, layout)
+        os.sync()
+        export_s = time.perf_counter() - t
+        size = sum(p.stat().st_size for p in store.rglob("*") if p.is_file())
+        drop_cache(store)
+        cold = read_traces(store, x, y, baseline)
+        warm = read_traces(store, x, y, baseline)
+        print(
+            f"OME-Zarr {layout.time_chunk} frames x {layout.tile} px, blosc {layout.cname} "
+            f"{layout.clevel} {layout.shuffle}: {tiff_bytes / size:.1f}x smaller than the TIFFs"
+        )
+        print(
+            f"  export {export_s:.1f} s = {raw_mb / export_s:.0f} MB/s of frames (disk write "
+            f"{write_mb:.0f} MB/s; goal >= it), writing {size / 1e6 / export_s:.0f} MB/s"
+        )
+        print(
+            f"  traces cold {cold:.2f} s ({rec.frames / cold:,.0f} frames/s) = "
+            f"{tiff_cold / cold:.1f}x faster than the TIFFs cold (goal >= 10x); "
+            f"warm {warm:.2f} s ({tiff_warm / warm:.1f}x)"
+        )
+        shutil.rmtree(store)
+    shutil.rmtree(run)
+
+
+CHILD = (
+    "import sys\n"
+    "from tjump.cli import main\n"
+    "sys.argv = ['tjump', 'analyze', sys.argv[1], '-o', sys.argv[2]]\n"
+    "try:\n"
+    "    main()\n"
+    "finally:\n"
+    "    hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM')]\n"
+    "    print(hwm[0].split()[1], file=sys.stderr)\n"
+)
+
+
+def analyze_peak_mb(source: Path, out: Path) -> tuple[float, float]:
+    """(peak memory MB, wall s) of `tjump analyze SOURCE` with a cold page cache."""
+    drop_cache(source)
+    t = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-c", CHILD, str(source), str(out)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    wall = time.perf_counter() - t
+    if done.returncode != 0:
+        raise SystemExit(f"tjump analyze failed:\n{done.stderr}")
+    shutil.rmtree(out)
+    return int(done.stderr.strip().splitlines()[-1]) / 1024, wall
+
+
+def bench_memory(folder: Path) -> None:
+    floor = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import tjump.analysis.pipeline, tjump.cli\n"
+            "print([l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1])",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    print(
+        f"baseline: importing tjump's analysis and CLI peaks at {int(floor.stdout) / 1024:.0f} MB"
+    )
+    points = []
+    for frames in (10_000, 50_000):
+        run = make_run(folder, frames)
+        size = sum(p.stat().st_size for p in (run / "frames").glob("*.tif")) / 1e9
+        peak, wall = analyze_peak_mb(run, folder / "analysis")
+        count = RunDirectory(run).frame_count()
+        shutil.rmtree(run)
+        points.append((count, peak))
+        print(
+            f"  tjump analyze, {count} frames of 640 x 480 ({size:.1f} GB of TIFF), cold: "
+            f"peak {peak:.0f} MB, {wall:.0f} s (goal < 2 GB)"
+        )
+    (n0, p0), (n1, p1) = points
+    slope = (p1 - p0) / (n1 - n0)
+    print(
+        f"  growth {slope * 1000:.1f} MB per 1,000 frames; extrapolated to 200,000 frames: "
+        f"{p1 + slope * (200_000 - n1):.0f} MB"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--frames", type=int, default=10_000)
+    parser.add_argument("--layouts", action="store_true")
+    parser.add_argument("--memory", action="store_true")
+    parser.add_argument("--workdir", type=Path, default=None)
+    args = parser.parse_args()
+    folder = Path(tempfile.mkdtemp(prefix="tjump-bench-zarr-", dir=args.workdir))
+    try:
+        if args.memory:
+            bench_memory(folder)
+        else:
+            bench_traces(folder, args.frames, args.layouts)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,83 @@
+"""`tjump analyze RUN RUN ...`: many runs on a Dask cluster, one progress bar, one summary."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from tjump.analysis.batch import BatchOptions, RunOutcome, run_batch
+from tjump.analysis.batch_summary import INDEX, write_batch_summary
+from tjump.cli.console import console
+from tjump.errors import InputError
+
+
+def _client(scheduler: str | None, workers: int | None) -> Any:
+    """A client of the scheduler at `scheduler`, else of a new local cluster of worker
+    processes (one thread each: the analysis is NumPy and holds the GIL in places)."""
+    from distributed import Client, LocalCluster
+
+    if scheduler:
+        try:
+            return Client(scheduler, timeout="20s")
+        except (OSError, TimeoutError) as e:
+            raise InputError(f"--scheduler {scheduler}: no Dask scheduler answers ({e})") from e
+    cluster = LocalCluster(
+        n_workers=workers or os.cpu_count() or 1,
+        threads_per_worker=1,
+        processes=True,
+        dashboard_address=None,
+        silence_logs=logging.ERROR,
+    )
+    return Client(cluster)
+
+
+def analyze_many(
+    sources: list[Path],
+    output: Path,
+    options: BatchOptions,
+    scheduler: str | None,
+    workers: int | None,
+) -> None:
+    """Analyse `sources` in parallel into output/<name> and summarise them; exit code 1
+    if any run failed (each failure is named), 0 otherwise."""
+    if output.exists() and not output.is_dir():
+        raise InputError(f"output {output} exists and is not a folder")
+    columns = (
+        TextColumn("analysing"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("runs"),
+        TimeElapsedColumn(),
+        TextColumn("{task.description}"),
+    )
+    failed: list[RunOutcome] = []
+    client = _client(scheduler, workers)
+    try:
+        with Progress(*columns, console=console, transient=True) as bar:
+            task = bar.add_task("", total=len(sources))
+
+            def done(outcome: RunOutcome) -> None:
+                if not outcome.ok:
+                    failed.append(outcome)
+                    console.print(f"[bold red]failed:[/] {outcome.source}: {outcome.error}")
+                bar.update(task, advance=1, description=Path(outcome.source).name)
+
+            outcomes = run_batch(sources, output, options, client, done)
+    finally:
+        cluster = client.cluster
+        client.close()
+        if cluster is not None and not scheduler:
+            cluster.close()
+    counts = write_batch_summary(outcomes, output, figures=options.figures)
+    typer.echo(
+        f"{counts['ok']} of {len(outcomes)} runs analysed"
+        + (f", {counts['failed']} failed" if counts["failed"] else "")
+        + f" -> {output / INDEX}"
+    )
+    if failed:
+        raise typer.Exit(1)
