@@ -65,6 +65,7 @@ class TileBlock:
         height, width = self.shape[1:]
         across = math.ceil(width / tw)
         keys = (rows // th) * across + cols // tw
+        flat_rows, flat_cols = rows.ravel(), cols.ravel()
         needed, where = np.unique(keys.ravel(), return_inverse=True)
         reads = []
         for k in needed:
@@ -73,12 +74,15 @@ class TileBlock:
                 self.start : self.stop, y0 : min(y0 + th, height), x0 : min(x0 + tw, width)
             ]
             reads.append(region.read())
-        tiles = np.empty((len(needed), len(self), th, tw), dtype=np.uint16)  # edges: unread
+        # each tile's pixels straight into the output: no stack of whole tiles in memory
+        order = np.argsort(where, kind="stable")
+        bounds = np.searchsorted(where[order], np.arange(len(needed) + 1))
+        out = np.empty((len(self), flat_rows.size), dtype=np.uint16)
         for i, future in enumerate(reads):
             data = future.result()
-            tiles[i, :, : data.shape[1], : data.shape[2]] = data
-        picked = tiles[where, :, rows.ravel() % th, cols.ravel() % tw]  # (pixels, frames)
-        return np.ascontiguousarray(picked.T).reshape(len(self), *rows.shape)
+            pick = order[bounds[i] : bounds[i + 1]]
+            out[:, pick] = data[:, flat_rows[pick] % th, flat_cols[pick] % tw]
+        return out.reshape(len(self), *rows.shape)
 
 
 @dataclass
