@@ -11,7 +11,7 @@ import tifffile
 
 from tjump.analysis import detect_particles
 from tjump.analysis.detection import CROWDED
-from tjump.analysis.events import Step, find_step, switch_time
+from tjump.analysis.events import Step, find_cycles, find_step, switch_time
 from tjump.analysis.kinetics import (
     R_KJ,
     film_states,
@@ -216,3 +216,16 @@ def test_neighbours_are_flagged_not_merged() -> None:
     crowded = (found.flags & CROWDED) > 0
     assert crowded.sum() == 2
     assert not found.usable[crowded].any()
+
+
+def test_a_heating_cut_short_and_redone_after_a_resume_is_two_cycles() -> None:
+    """A stop 12 s into a 30 s heat, then a resumed session that redoes it: the frames of
+    both sessions at the same setpoint are two heatings, not one of 42 s."""
+    period = 0.1
+    cut = np.r_[np.full(50, 293.0), np.full(120, 377.7)]  # stopped mid-heat
+    redo = np.r_[np.full(300, 377.7), np.full(200, 293.0)]
+    setpoint = np.r_[cut, redo]
+    time_s = np.r_[np.arange(len(cut)) * period, 20.0 + np.arange(len(redo)) * period]
+    cycles, _ = find_cycles(time_s, setpoint, None, period)
+    assert [(c.first, c.cool_first) for c in cycles] == [(50, 170), (170, 470)]
+    assert [c.cycle for c in cycles] == [1, 2]

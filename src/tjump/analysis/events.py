@@ -80,10 +80,13 @@ def find_cycles(
         ablation_mask = hot & (temperature_K >= ablation_K)
     ablations = _runs(ablation_mask)
     heat_runs = _runs(heat)
-    # split runs where the setpoint changes inside (a new temperature without cooling)
+    # split runs where the setpoint changes inside (a new temperature without cooling) or
+    # where time jumps (a heating cut short by a stop, then its redo in a resumed session)
     split: list[tuple[int, int]] = []
     for a, b in heat_runs:
-        changes = np.flatnonzero(np.abs(np.diff(temperature_K[a:b])) > 0.05) + a + 1
+        setpoint_changes = np.abs(np.diff(temperature_K[a:b])) > 0.05
+        time_gaps = np.diff(time_s[a:b]) > 1.5 * frame_period_s
+        changes = np.flatnonzero(setpoint_changes | time_gaps) + a + 1
         bounds = [a, *changes.tolist(), b]
         split += [(bounds[i], bounds[i + 1]) for i in range(len(bounds) - 1)]
     cycles: list[Cycle] = []
