@@ -1,4 +1,4 @@
-"""The simulator behaves as DOMAIN.md says the instrument and the sample do."""
+"""The simulator behaves as the published instrument and the sample do."""
 
 from __future__ import annotations
 

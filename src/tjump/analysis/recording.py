@@ -1,6 +1,6 @@
 """Opening a recording for analysis: a tjump run directory or the generic format.
 
-Generic format (ARCHITECTURE.md): a folder with `frames.tif` (multi-page TIFF, one page per
+Generic format (docs/run-directory.md): a folder with `frames.tif` (multi-page TIFF, one page per
 frame, uint16 or float) and `frames.csv` (one row per frame, header with at least
 `frame,time_s,temperature_K`; more columns allowed: `kind` (baseline/heat/cool/ablation)
 and `exposure_s` are used when present, else heating is where the setpoint is raised and the

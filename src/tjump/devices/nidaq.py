@@ -1,4 +1,4 @@
-"""NI USB-6251 (M Series) through nidaqmx, laid out as DOMAIN.md says.
+"""NI USB-6251 (M Series) through nidaqmx, laid out as docs/instruments.md describes.
 
 - AI task: drive voltage and current monitor (differential) on the sample clock.
 - ctr1: counts the camera's exposure-active edges, sampled on `ai/SampleClock`, so each

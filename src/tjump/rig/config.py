@@ -129,7 +129,7 @@ class SimDaqConfig(_Strict):
 
 
 class NiDaqConfig(_Strict):
-    """NI USB-6251 channel layout (DOMAIN.md): AI on one clock, ctr0 camera pulse train,
+    """NI USB-6251 channel layout (docs/instruments.md): AI on one clock, ctr0 camera pulse train,
     ctr1 counting exposure-active edges on the AI clock, digital lines for triggers."""
 
     driver: Literal["nidaqmx"] = "nidaqmx"

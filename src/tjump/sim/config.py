@@ -1,4 +1,5 @@
-"""Parameters of the simulated rig, with defaults taken from DOMAIN.md."""
+"""Parameters of the simulated rig, with defaults from the published instrument and
+sample (docs/physics.md, docs/instruments.md)."""
 
 from __future__ import annotations
 
