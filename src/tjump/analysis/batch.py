@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from tjump.analysis.pipeline import analyze_recording, summary, write_analysis
+from tjump.analysis.pipeline import Analysis, analyze_recording, summary, write_analysis
 from tjump.analysis.sizing import load_size_calibration
 from tjump.analysis.zarr_recording import is_ome_zarr
 from tjump.errors import InputError, TjumpError
@@ -117,24 +117,33 @@ def sample_name(source: Path) -> str:
     return source.name
 
 
+def analyze_with(source: Path, output: Path, options: BatchOptions) -> Analysis:
+    """Analyse one recording with `options` and write its tables (and figures) to
+    `output`; raises `InputError` naming what is wrong with an input."""
+    if options.inert is not None and not options.inert.is_file():
+        raise InputError(f"--inert {options.inert}: file not found")
+    calibration = load_size_calibration(options.calibration) if options.calibration else None
+    a = analyze_recording(
+        source,
+        calibration,
+        skip_cycles=options.skip_cycles,
+        ablation_K=options.ablation_K,
+        response=options.response,
+        thermometer=options.thermometer,
+        inert_file=options.inert,
+        keep_interrupted=options.keep_interrupted,
+    )
+    write_analysis(a, output, figures=options.figures)
+    return a
+
+
 def analyze_one(source: Path, output: Path, options: BatchOptions) -> RunOutcome:
     """The single-run analysis of `source` into `output`; never raises."""
     clock = time.perf_counter()
     outcome = RunOutcome(str(source), str(output), ok=False, seconds=0.0)
     try:
         outcome.sample = sample_name(source)
-        calibration = load_size_calibration(options.calibration) if options.calibration else None
-        a = analyze_recording(
-            source,
-            calibration,
-            skip_cycles=options.skip_cycles,
-            ablation_K=options.ablation_K,
-            response=options.response,
-            thermometer=options.thermometer,
-            inert_file=options.inert,
-            keep_interrupted=options.keep_interrupted,
-        )
-        write_analysis(a, output, figures=options.figures)
+        a = analyze_with(source, output, options)
         s = summary(a)
         outcome.frames, outcome.particles = int(s["frames"]), int(s["particles"])
         outcome.usable, outcome.events = int(s["usable_particles"]), int(s["events"])

@@ -7,8 +7,8 @@ from typing import Annotated, Any
 
 import typer
 
-from tjump.analysis.batch import BatchOptions, find_recordings, is_recording
-from tjump.analysis.pipeline import analyze_recording, summary, write_analysis
+from tjump.analysis.batch import BatchOptions, analyze_with, find_recordings, is_recording
+from tjump.analysis.pipeline import summary
 from tjump.analysis.sizing import load_size_calibration
 from tjump.cli.batch import analyze_many
 from tjump.cli.console import console
@@ -159,22 +159,8 @@ def _holds_recordings(path: Path) -> bool:
 
 def _analyze_one(recording: Path, output: Path, options: BatchOptions) -> None:
     """The single-run analysis, as before many runs were possible."""
-    calibration, inert, thermometer = options.calibration, options.inert, options.thermometer
-    size_calibration = load_size_calibration(calibration) if calibration is not None else None
-    if inert is not None and not inert.is_file():
-        raise InputError(f"--inert {inert}: file not found")
     with console.status("analysing"):
-        analysis = analyze_recording(
-            recording,
-            size_calibration,
-            skip_cycles=options.skip_cycles,
-            ablation_K=options.ablation_K,
-            response=options.response,
-            thermometer=thermometer,
-            inert_file=inert,
-            keep_interrupted=options.keep_interrupted,
-        )
-        write_analysis(analysis, output, figures=options.figures)
+        analysis = analyze_with(recording, output, options)
     cut = analysis.recording.extra.get("interrupted_frames", 0)
     if cut:
         kept = options.keep_interrupted
