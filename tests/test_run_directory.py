@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import zarr
 
 from tjump.analysis.recording import open_recording
 from tjump.cli import main
@@ -18,6 +19,7 @@ from tjump.storage.layout import FrameRecord
 from tjump.storage.repair import repair
 from tjump.storage.verify import verify
 from tjump.storage.writer import RunWriter
+from tjump.storage.zarr_export import export_ome_zarr
 
 FPS = 10.0
 SHAPE = (12, 16)
@@ -211,3 +213,20 @@ def test_verify_reports_what_is_there(
     assert "status running -> interrupted" in out
     assert "consistent" in out
     assert any(e["event"] == "repaired" for e in RunDirectory(run).log())
+
+
+def test_a_repaired_run_with_lost_pages_exports_to_ome_zarr_by_frame_number(
+    tmp_path: Path,
+) -> None:
+    """Frames 4-7 lost and marked missing: the OME-Zarr holds the 8 frames that are left,
+    each plane beside its own row (time and pixels of the same frame)."""
+    run = make_run(tmp_path / "run", frames=12, chunk_frames=4)
+    (run / "frames" / "000004.tif").unlink()
+    repair(run)
+    kept = [0, 1, 2, 3, 8, 9, 10, 11]
+    assert export_ome_zarr(RunDirectory(run), tmp_path / "run.ome.zarr") == len(kept)
+    root = zarr.open_group(tmp_path / "run.ome.zarr", mode="r")
+    movie = root["0"][:]
+    for plane, frame in enumerate(kept):
+        np.testing.assert_array_equal(movie[plane], image(frame))
+    assert root["frames/time_s"][:] == pytest.approx([f / FPS for f in kept])

@@ -28,7 +28,6 @@ from typing import Any
 
 import numpy as np
 import tensorstore as ts
-import tifffile
 import zarr
 from numpy.typing import NDArray
 from zarr.codecs import BloscCname, BloscCodec, BloscShuffle
@@ -36,6 +35,7 @@ from zarr.codecs import BloscCname, BloscCodec, BloscShuffle
 from tjump.errors import InputError
 from tjump.storage.layout import FRAMES_CSV
 from tjump.storage.reader import RunDirectory
+from tjump.storage.scan import Page
 
 IMAGE = "0"
 FRAMES_GROUP = "frames"
@@ -67,11 +67,17 @@ def export_ome_zarr(
     if path.exists():
         raise InputError(f"{path} already exists; choose another output or remove it first")
     manifest = run.manifest()
-    columns = _read_columns(run.path / FRAMES_CSV)
-    count = run.frame_count()
+    columns = _rows_with_pages(_read_columns(run.path / FRAMES_CSV))
+    pages = run.pages()
+    count = len(pages)
     rows = len(next(iter(columns.values()), []))
     if count == 0:
         raise InputError(f"run {run.path} has no frames to export")
+    if "frame" in columns and columns["frame"] != [str(p.frame) for p in pages]:
+        raise InputError(
+            f"run {run.path}: the frames on disk are not those of the rows in {FRAMES_CSV}; "
+            f"run `tjump verify --repair {run.path}` first"
+        )
     if count != rows:
         raise InputError(
             f"run {run.path} has {count} frames on disk but {rows} rows in {FRAMES_CSV}; "
@@ -89,7 +95,7 @@ def export_ome_zarr(
         image = open_image(tmp / IMAGE, write=True)
         done = 0
         pending: Any = None
-        for block in _blocks(run, layout.time_chunk, (height, width)):
+        for block in _blocks(run, pages, layout.time_chunk, (height, width)):
             if pending is not None:
                 pending.result()
             pending = image[done : done + len(block)].write(block)
@@ -175,25 +181,34 @@ def _attributes(
     }
 
 
-def _blocks(run: RunDirectory, frames: int, shape: tuple[int, int]) -> Iterator[NDArray[np.uint16]]:
-    """Consecutive blocks of `frames` frames, read page by page into one reused buffer."""
+def _blocks(
+    run: RunDirectory, pages: list[Page], frames: int, shape: tuple[int, int]
+) -> Iterator[NDArray[np.uint16]]:
+    """Consecutive blocks of `frames` frames in frame order, read page by page into one
+    reused buffer."""
     buffer = np.empty((frames, *shape), dtype=np.uint16)
     n = 0
-    for chunk in run.chunk_files():
-        with tifffile.TiffFile(chunk) as tif:
-            for page in tif.pages:
-                image = page.asarray()
-                if image.shape != shape:
-                    raise InputError(
-                        f"{chunk}: a frame of {image.shape} in a run of {shape} frames"
-                    )
-                buffer[n] = image
-                n += 1
-                if n == frames:
-                    yield buffer
-                    n = 0
+    for page, image in zip(pages, run.iter_frames(pages), strict=True):
+        if image.shape != shape:
+            raise InputError(
+                f"{page.chunk}: frame {page.frame} is {image.shape} in a run of {shape} frames"
+            )
+        buffer[n] = image
+        n += 1
+        if n == frames:
+            yield buffer
+            n = 0
     if n:
         yield buffer[:n]
+
+
+def _rows_with_pages(columns: dict[str, list[str]]) -> dict[str, list[str]]:
+    """The table less the rows a repair marked `missing` (their pages were lost)."""
+    missing = columns.get("missing")
+    if missing is None or "1" not in missing:
+        return columns
+    keep = [i for i, m in enumerate(missing) if m != "1"]
+    return {name: [values[i] for i in keep] for name, values in columns.items()}
 
 
 def _read_columns(table: Path) -> dict[str, list[str]]:
