@@ -17,7 +17,6 @@ wrong with it.
 
 from __future__ import annotations
 
-import csv
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -32,6 +31,7 @@ from numpy.typing import NDArray
 from tjump.errors import InputError
 from tjump.storage.layout import FRAMES_CSV, FRAMES_DIR, MANIFEST, TRUTH_DIR
 from tjump.storage.scan import Page
+from tjump.storage.table import read_columns
 from tjump.storage.verify import require_consistent
 
 FloatArray = NDArray[np.float64]
@@ -217,29 +217,6 @@ class Recording:
         return total / max(n, 1)
 
 
-def _read_table(path: Path) -> dict[str, list[str]]:
-    try:
-        with path.open(newline="", encoding="utf-8") as f:
-            reader = csv.reader(f)
-            header = next(reader, None)
-            if header is None:
-                raise InputError(f"{path} is empty")
-            header = [h.strip() for h in header]
-            columns: dict[str, list[str]] = {h: [] for h in header}
-            for line, row in enumerate(reader, start=2):
-                if not row:
-                    continue
-                if len(row) != len(header):
-                    raise InputError(
-                        f"{path} line {line} has {len(row)} fields, the header has {len(header)}"
-                    )
-                for name, value in zip(header, row, strict=True):
-                    columns[name].append(value)
-    except (OSError, UnicodeDecodeError) as e:
-        raise InputError(f"{path} cannot be read: {e}") from e
-    return columns
-
-
 def _numbers(path: Path, columns: dict[str, list[str]], name: str) -> FloatArray:
     if name not in columns:
         raise InputError(
@@ -343,7 +320,7 @@ def _check_table_length(files: list[FrameFile], table: Path, rows: int) -> None:
 
 def _open_generic(tif: Path, table: Path) -> Recording:
     frame_file = open_tiff(tif)
-    columns = _read_table(table)
+    columns = read_columns(table)
     time_s = _numbers(table, columns, "time_s")
     temperature = _numbers(table, columns, "temperature_K")
     _check_table_length([frame_file], table, len(time_s))

@@ -18,7 +18,6 @@ written under a temporary name and renamed when complete.
 
 from __future__ import annotations
 
-import csv
 import math
 import shutil
 from collections.abc import Callable, Iterator
@@ -36,6 +35,7 @@ from tjump.errors import InputError
 from tjump.storage.layout import FRAMES_CSV
 from tjump.storage.reader import RunDirectory
 from tjump.storage.scan import Page
+from tjump.storage.table import read_columns
 
 IMAGE = "0"
 FRAMES_GROUP = "frames"
@@ -212,25 +212,7 @@ def _rows_with_pages(columns: dict[str, list[str]]) -> dict[str, list[str]]:
 
 
 def _read_columns(table: Path) -> dict[str, list[str]]:
-    try:
-        with table.open(newline="", encoding="utf-8") as f:
-            reader = csv.reader(f)
-            header = next(reader, None)
-            if not header:
-                raise InputError(f"{table} is empty")
-            columns: dict[str, list[str]] = {h.strip(): [] for h in header}
-            lists = list(columns.values())
-            for line, row in enumerate(reader, start=2):
-                if not row:
-                    continue
-                if len(row) != len(header):
-                    raise InputError(
-                        f"{table} line {line} has {len(row)} fields, the header {len(header)}"
-                    )
-                for values, value in zip(lists, row, strict=True):
-                    values.append(value)
-    except OSError as e:
-        raise InputError(f"{table} cannot be read: {e}") from e
+    columns = read_columns(table)
     if "time_s" not in columns:
         raise InputError(f"{table} has no 'time_s' column")
     return columns
