@@ -29,9 +29,11 @@ from pymmcore_plus.experimental.unicore import CameraDevice, UniMMCore
 
 from tjump.clock import VirtualClock
 from tjump.errors import TjumpError
-from tjump.rig import build_rig
 from tjump.sequencer import Sequencer, plan_run, run_plan
+from tjump.sim.rig import build_sim_rig, install
 from tjump.storage import RunDirectory
+
+install()  # simulated rig files can be read and built
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -81,10 +83,9 @@ def full_path(folder: Path, frames: int, pool: np.ndarray | None) -> tuple[float
     rig_file = write_rig(folder, 640, 480, 100, 200.0)
     plan = plan_run(write_protocol(folder, frames / 10, 10, 50), rig_file)
     out = folder / f"run-{'replay' if pool is not None else 'rendered'}"
-    with build_rig(plan.rig) as rig:
+    with build_sim_rig(plan.rig) as rig:
         if pool is not None:
-            assert rig.world is not None
-            rig.world.renderer = ReplayRenderer(pool)  # type: ignore[assignment]
+            rig.model.renderer = ReplayRenderer(pool)  # type: ignore[assignment]
         start = time.perf_counter()
         result = run_plan(plan, out, rig=rig)
         wall = time.perf_counter() - start
@@ -179,7 +180,7 @@ def paced(folder: Path, fps: float, seconds: float) -> tuple[int, int, str]:
     """Frames written and dropped with the simulated rig paced to real time."""
     rig_file = write_rig(folder, 640, 480, 100, 1000.0)
     plan = plan_run(write_protocol(folder, seconds, fps, min(1.0, 500 / fps)), rig_file)
-    with build_rig(plan.rig) as rig:
+    with build_sim_rig(plan.rig) as rig:
         assert isinstance(rig.clock, VirtualClock)
         rig.clock.pace(1.0)
         out = folder / f"paced-{fps:g}"

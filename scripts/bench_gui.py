@@ -29,8 +29,11 @@ from qtpy import QtCore, QtWidgets
 
 from tjump.clock import VirtualClock
 from tjump.gui.app import MainWindow
-from tjump.rig import Rig, build_rig
+from tjump.rig import Rig
 from tjump.sequencer import plan_run, run_plan
+from tjump.sim.rig import build_sim_rig, install
+
+install()  # simulated rig files can be read and built
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -94,7 +97,7 @@ class Pacer:
 def without_gui(rig_file: Path, protocol: Path, output: Path) -> float:
     """How far behind real time the same run falls with no GUI at all."""
     plan = plan_run(protocol, rig_file)
-    with build_rig(plan.rig) as rig:
+    with build_sim_rig(plan.rig) as rig:
         pacer = Pacer(rig)
         run_plan(plan, output, rig=rig)
         return pacer.behind_s

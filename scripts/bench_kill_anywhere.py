@@ -239,7 +239,9 @@ def main() -> None:
     warnings.simplefilter("ignore", RuntimeWarning)  # the analysis's own, on few particles
 
     from tjump.sequencer import plan_run, run_plan
+    from tjump.sim.rig import install
 
+    install()  # simulated rig files can be read and built
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         protocol, rig = small_inputs(work)

@@ -21,7 +21,10 @@ import tifffile
 
 from tjump.clock import VirtualClock
 from tjump.sequencer import Sequencer, plan_run, run_plan
+from tjump.sim.rig import install
 from tjump.sim.world import SimWorld
+
+install()  # simulated rig files can be read and built
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -41,6 +41,10 @@ from tjump.analysis.pipeline import Analysis, analyze_recording
 from tjump.analysis.truth import Truth, load_truth, score, true_nucleation
 from tjump.rig import load_rig
 from tjump.sequencer import plan_run, run_plan
+from tjump.sim.rig import install
+from tjump.sim.rig_config import SimRigConfig
+
+install()  # simulated rig files can be read and built
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPERATURES = "[370.8, 374.3, 377.7, 381.0, 384.9]"
@@ -206,8 +210,10 @@ def main() -> None:
         clock = time.perf_counter()
         analysis = analyze_recording(generic, thermometer=args.thermometer)
         elapsed = time.perf_counter() - clock
+        simulated_rig = load_rig(rig)
+        assert isinstance(simulated_rig, SimRigConfig)
         true_response = tuple(
-            (c.weight, c.tau_s) for c in load_rig(rig).simulation.thermal.step_response
+            (c.weight, c.tau_s) for c in simulated_rig.simulation.thermal.step_response
         )
         r = reference_and_scores(analysis, load_truth(run / "sim-truth"), true_response)
         r["frames"] = analysis.recording.frames

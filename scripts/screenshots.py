@@ -24,6 +24,9 @@ from qtpy import QtWidgets
 
 from tjump.clock import VirtualClock
 from tjump.gui.app import MainWindow
+from tjump.sim.rig import install
+
+install()  # simulated rig files can be read and built
 
 ROOT = Path(__file__).resolve().parent.parent
 

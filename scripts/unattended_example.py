@@ -20,7 +20,10 @@ from tjump.protocol import Protocol
 from tjump.protocol.schedule import Segment
 from tjump.protocol.schema import BaselineStep, SeriesStep
 from tjump.sequencer import Progress, Sequencer, plan_run, run_plan
+from tjump.sim.rig import install
 from tjump.storage import RunDirectory
+
+install()  # simulated rig files can be read and built
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -8,6 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from tjump.sim.rig import install
+
+install()  # the tests' rigs are simulated: let load_rig and build_rig read them
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -18,7 +18,8 @@ from tjump.analysis.thermometry import (
     step_fraction,
     to_response,
 )
-from tjump.sim.config import ThermalComponent, ThermalConfig
+from tjump.rig.heater_model import ThermalComponent
+from tjump.sim.config import ThermalConfig
 from tjump.sim.thermal import FilmThermalModel
 
 SLOW = ((0.6, 0.5), (0.4, 20.0))  # a film about three times slower than the simulated one

@@ -20,7 +20,8 @@ from tjump.devices.faults import (
 )
 from tjump.devices.rigol import RigolDG1000Z
 from tjump.errors import LimitError
-from tjump.rig import Rig, build_rig, load_rig
+from tjump.rig import load_rig
+from tjump.sim.rig import SimRig, build_sim_rig
 from tjump.sim.server import ScpiSocketServer
 
 from conftest import rig_yaml
@@ -37,22 +38,20 @@ def bench() -> Iterator[Bench]:
 
 
 @pytest.fixture
-def rig(write_file: WriteFile) -> Iterator[Rig]:
-    with build_rig(
+def rig(write_file: WriteFile) -> Iterator[SimRig]:
+    with build_sim_rig(
         load_rig(write_file("rig.yaml", rig_yaml(width=48, height=48) + FAST_TIMEOUT))
     ) as rig:
         yield rig
 
 
-def generator(rig: Rig) -> ScpiSocketServer:
-    return rig.servers["generator"]
+def generator(rig: SimRig) -> ScpiSocketServer:
+    return rig.instrument("generator")
 
 
-def assert_safe(rig: Rig) -> None:
+def assert_safe(rig: SimRig) -> None:
     """What the simulated world receives: 0 V with the output off."""
-    assert rig.world is not None
-    assert rig.world.generator_volts == 0.0
-    assert not rig.world.generator_on
+    assert rig.generator_output() == (0.0, False)
 
 
 def test_connect_checks_identity_then_output_off_and_highz(bench: Bench) -> None:
@@ -73,12 +72,12 @@ def test_connect_checks_identity_then_output_off_and_highz(bench: Bench) -> None
     gen.close()
 
 
-def test_heat_cool_cycle_sends_exactly_this_scpi_and_ends_off(rig: Rig) -> None:
+def test_heat_cool_cycle_sends_exactly_this_scpi_and_ends_off(rig: SimRig) -> None:
     inst = generator(rig)
     inst.log.clear()
     drive = rig.heater.set_temperature(384.9)
-    assert rig.world is not None and rig.world.generator_on
-    assert rig.world.generator_volts == pytest.approx(drive, abs=1e-5)
+    volts, on = rig.generator_output()
+    assert on and volts == pytest.approx(drive, abs=1e-5)
     rig.heater.set_temperature(293.0)
     rig.heater.make_safe()
     level = f"{drive:.7g}"
@@ -94,14 +93,13 @@ def test_heat_cool_cycle_sends_exactly_this_scpi_and_ends_off(rig: Rig) -> None:
     assert_safe(rig)
 
 
-def test_the_heater_physics_follows_the_simulated_generator(rig: Rig) -> None:
-    assert rig.world is not None
+def test_the_heater_physics_follows_the_simulated_generator(rig: SimRig) -> None:
     rig.heater.set_temperature(384.9)
     rig.clock.run_to(30.0)
-    assert rig.world.temperature() == pytest.approx(384.9, abs=3.0)
+    assert rig.film_temperature_K() == pytest.approx(384.9, abs=3.0)
     rig.heater.make_safe()
     rig.clock.run_to(80.0)
-    assert rig.world.temperature() < 300.0
+    assert rig.film_temperature_K() < 300.0
 
 
 def test_the_model_speaks_short_and_long_forms_in_any_case(bench: Bench) -> None:
@@ -122,7 +120,7 @@ def test_the_model_speaks_short_and_long_forms_in_any_case(bench: Bench) -> None
     assert m.handle(":SOUR1:FUNC PULS;:SOUR1:FUNC?") == "PULSE"
 
 
-def test_driver_refuses_a_level_beyond_the_rig_limit_before_sending(rig: Rig) -> None:
+def test_driver_refuses_a_level_beyond_the_rig_limit_before_sending(rig: SimRig) -> None:
     inst = generator(rig)
     inst.log.clear()
     supply = rig.heater.supply
@@ -146,10 +144,10 @@ def test_idn_maker_is_compared_in_any_case() -> None:
     bench.close()
 
 
-def test_an_error_in_the_queue_stops_the_step_and_leaves_the_heater_safe(rig: Rig) -> None:
+def test_an_error_in_the_queue_stops_the_step_and_leaves_the_heater_safe(rig: SimRig) -> None:
     inst = generator(rig)
     rig.heater.set_temperature(380.0)
-    assert rig.world is not None and rig.world.generator_on
+    assert rig.generator_output()[1]
     inst.model.errors.push((-314, "Save/recall memory lost"))  # type: ignore[attr-defined]
     with pytest.raises(InstrumentError, match=r'-314,"Save/recall memory lost" \[:SOUR1:APPL:DC'):
         rig.heater.set_temperature(384.9)
@@ -157,7 +155,7 @@ def test_an_error_in_the_queue_stops_the_step_and_leaves_the_heater_safe(rig: Ri
     assert rig.heater.is_safe()
 
 
-def test_a_visa_timeout_stops_the_step_and_leaves_the_heater_safe(rig: Rig) -> None:
+def test_a_visa_timeout_stops_the_step_and_leaves_the_heater_safe(rig: SimRig) -> None:
     inst = generator(rig)
     rig.heater.set_temperature(380.0)
     inst.faults.late_answers, inst.faults.late_s = 1, 0.5  # past the 0.3 s timeout
@@ -166,41 +164,37 @@ def test_a_visa_timeout_stops_the_step_and_leaves_the_heater_safe(rig: Rig) -> N
     assert_safe(rig)
 
 
-def test_a_setting_that_does_not_take_is_caught_by_readback(rig: Rig) -> None:
+def test_a_setting_that_does_not_take_is_caught_by_readback(rig: SimRig) -> None:
     rig.heater.set_temperature(380.0)
     generator(rig).faults.ignored = (":SOUR1:APPL:DC",)  # accepted, not applied, no error
     with pytest.raises(ReadbackMismatch, match=r"reads 1\.\d+ after ':SOUR1:APPL:DC") as fault:
         rig.heater.set_temperature(384.9)
     assert "heater NOT confirmed safe" in "".join(fault.value.__notes__)
-    assert rig.world is not None and not rig.world.generator_on  # the output still went off
+    assert not rig.generator_output()[1]  # the output still went off
     generator(rig).faults.ignored = ()
     rig.heater.make_safe()
     assert_safe(rig)
 
 
-def test_a_bounded_heat_pulse_ends_in_the_instrument_on_time(rig: Rig) -> None:
-    world = rig.world
-    assert world is not None
+def test_a_bounded_heat_pulse_ends_in_the_instrument_on_time(rig: SimRig) -> None:
     volts = rig.heater.arm_heat_pulse(384.9, duration_s=2.0)
-    assert world.generator_on and world.generator_volts == 0.0  # armed, idling at 0 V
+    assert rig.generator_output() == (0.0, True)  # armed, idling at 0 V
     rig.clock.run_to(1.0)
     rig.heater.fire_heat_pulse()  # a rising edge on the DAQ's generator trigger line
-    assert world.generator_volts == pytest.approx(volts, abs=1e-5)
+    assert rig.generator_output()[0] == pytest.approx(volts, abs=1e-5)
     generator(rig).faults.pulled = True  # the computer stops talking to the instrument
     rig.clock.run_to(2.995)
-    assert world.generator_volts == pytest.approx(volts, abs=1e-5)
+    assert rig.generator_output()[0] == pytest.approx(volts, abs=1e-5)
     rig.clock.run_to(10.0)
-    assert world.generator_volts == 0.0  # ended by the instrument at 3.0 s
-    heated = world.temperature()
+    assert rig.generator_output()[0] == 0.0  # ended by the instrument at 3.0 s
+    heated = rig.film_temperature_K()
     assert heated < 384.9
     generator(rig).faults.pulled = False
     rig.heater.make_safe()
     assert_safe(rig)
 
 
-def test_a_bounded_pulse_drives_the_world_for_exactly_its_width(rig: Rig) -> None:
-    world = rig.world
-    assert world is not None
+def test_a_bounded_pulse_drives_the_world_for_exactly_its_width(rig: SimRig) -> None:
     rig.daq.start(10.0)
     rig.heater.arm_heat_pulse(384.9, duration_s=0.5)
     rig.clock.run_to(1.0)
@@ -212,7 +206,7 @@ def test_a_bounded_pulse_drives_the_world_for_exactly_its_width(rig: Rig) -> Non
     assert on.argmax() == 200  # from the trigger's tick (t = 1.0 s) on
 
 
-def test_pulse_limits_are_checked_before_anything_is_sent(rig: Rig) -> None:
+def test_pulse_limits_are_checked_before_anything_is_sent(rig: SimRig) -> None:
     inst = generator(rig)
     inst.log.clear()
     with pytest.raises(LimitError, match="longer than the rig's max_time_above 300 s"):
@@ -222,7 +216,7 @@ def test_pulse_limits_are_checked_before_anything_is_sent(rig: Rig) -> None:
     assert inst.log == []
 
 
-def test_the_pulse_is_programmed_with_this_scpi_in_eight_round_trips(rig: Rig) -> None:
+def test_the_pulse_is_programmed_with_this_scpi_in_eight_round_trips(rig: SimRig) -> None:
     inst = generator(rig)
     inst.log.clear()
     volts = rig.heater.arm_heat_pulse(384.9, duration_s=12.0)
@@ -249,7 +243,7 @@ def test_the_pulse_is_programmed_with_this_scpi_in_eight_round_trips(rig: Rig) -
     inst.log.clear()
     rig.heater.make_safe()  # back to DC, which has no burst: the pulse is disarmed
     assert inst.log[0] == ":SOUR1:APPL:DC DEF,DEF,0;:SYST:ERR?"
-    assert not rig.servers["generator"].model.channels[1].burst  # type: ignore[attr-defined]
+    assert not generator(rig).model.channels[1].burst  # type: ignore[attr-defined]
     assert_safe(rig)
 
 
@@ -267,7 +261,7 @@ def test_manual_trigger_fires_by_scpi(bench: Bench) -> None:
     gen.close()
 
 
-def test_a_watchdog_thread_can_make_it_safe_while_another_heats(rig: Rig) -> None:
+def test_a_watchdog_thread_can_make_it_safe_while_another_heats(rig: SimRig) -> None:
     errors: list[Exception] = []
 
     def repeat(action: Callable[[], object]) -> None:

@@ -15,7 +15,8 @@ from tjump.cli import app
 from tjump.devices.faults import DriverLimitError, InstrumentError, UnknownAnswer, VisaTimeout
 from tjump.devices.sourcemeter import ScpiSourceMeter
 from tjump.errors import DeviceError
-from tjump.rig import Rig, build_rig, load_rig
+from tjump.rig import load_rig
+from tjump.sim.rig import SimRig, build_sim_rig
 from tjump.sim.server import ScpiSocketServer
 from tjump.sim.sourcemeter import SimKeithley2400
 
@@ -74,39 +75,36 @@ def test_a_garbled_output_state_is_unknown(meter: tuple[SimKeithley2400, ScpiSoc
 
 
 @pytest.fixture
-def meter_rig(write_file: WriteFile) -> Rig:
+def meter_rig(write_file: WriteFile) -> SimRig:
     path = write_file("rig.yaml", rig_yaml(width=48, height=48, particles=4) + METER_RIG)
-    return build_rig(load_rig(path))
+    return build_sim_rig(load_rig(path))
 
 
-def test_the_source_meter_drives_the_simulated_film(meter_rig: Rig) -> None:
+def test_the_source_meter_drives_the_simulated_film(meter_rig: SimRig) -> None:
     with meter_rig as rig:
-        assert rig.world is not None
         volts = rig.heater.set_temperature(384.9)
-        assert rig.world.drive_V() == pytest.approx(volts, abs=1e-5)
+        assert rig.film_drive_V() == pytest.approx(volts, abs=1e-5)
         rig.clock.run_to(20.0)
-        assert rig.world.temperature() == pytest.approx(384.9, abs=3.0)
+        assert rig.film_temperature_K() == pytest.approx(384.9, abs=3.0)
         supply = rig.heater.supply
         assert isinstance(supply, ScpiSourceMeter)
-        resistance = float(rig.world.thermal.resistance(rig.world.temperature()))
-        assert supply.current() == pytest.approx(volts / resistance, rel=1e-4)
+        assert supply.current() == pytest.approx(volts / rig.film_resistance_ohm(), rel=1e-4)
         with pytest.raises(DeviceError, match="cannot bound a heat step in hardware"):
             rig.heater.arm_heat_pulse(384.9, 5.0)
-        assert rig.world.drive_V() == pytest.approx(volts, abs=1e-5)  # refused: unchanged
+        assert rig.film_drive_V() == pytest.approx(volts, abs=1e-5)  # refused: unchanged
         rig.heater.make_safe()
         assert supply.current() == 0.0
-        assert rig.world.drive_V() == 0.0
+        assert rig.film_drive_V() == 0.0
 
 
-def test_a_source_meter_fault_leaves_the_film_unpowered(meter_rig: Rig) -> None:
+def test_a_source_meter_fault_leaves_the_film_unpowered(meter_rig: SimRig) -> None:
     with meter_rig as rig:
-        assert rig.world is not None
         rig.heater.set_temperature(380.0)
-        faults = rig.servers["supply"].faults
+        faults = rig.instrument("supply").faults
         faults.late_answers, faults.late_s = 1, 0.5
         with pytest.raises(VisaTimeout, match=r"source meter .* \[:SOUR:VOLT:LEV .*:SYST:ERR\?\]"):
             rig.heater.set_temperature(384.9)
-        assert rig.world.drive_V() == 0.0 and not rig.world.generator_on
+        assert rig.film_drive_V() == 0.0 and not rig.generator_output()[1]
 
 
 def test_devices_check_on_a_source_meter_rig(write_file: WriteFile) -> None:

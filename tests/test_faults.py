@@ -15,9 +15,9 @@ import tifffile
 from tjump.devices.faults import DroppedFrames
 from tjump.errors import DeviceError, StorageError
 from tjump.protocol.schedule import Segment
-from tjump.rig import Rig, build_rig
 from tjump.sequencer import Sequencer, plan_run
 from tjump.sequencer.runner import RunPlan
+from tjump.sim.rig import SimRig, build_sim_rig
 from tjump.storage import RunDirectory, RunWriter
 
 from conftest import rig_yaml, series_protocol
@@ -33,20 +33,18 @@ def plan(write_file: WriteFile) -> RunPlan:
 
 
 @pytest.fixture
-def rig(plan: RunPlan) -> Iterator[Rig]:
-    with build_rig(plan.rig) as rig:
+def rig(plan: RunPlan) -> Iterator[SimRig]:
+    with build_sim_rig(plan.rig) as rig:
         yield rig
 
 
-def make_sequencer(plan: RunPlan, rig: Rig, out: Path, **options: Any) -> Sequencer:
+def make_sequencer(plan: RunPlan, rig: SimRig, out: Path, **options: Any) -> Sequencer:
     writer = RunWriter(out, {"protocol": "test"}, rig.daq.channels, rig.daq.sample_rate_hz)
     return Sequencer(rig, plan.schedule, writer, **options)
 
 
-def assert_heater_off(rig: Rig) -> None:
-    assert rig.world is not None
-    assert rig.world.generator_volts == 0.0
-    assert not rig.world.generator_on
+def assert_heater_off(rig: SimRig) -> None:
+    assert rig.generator_output() == (0.0, False)
     assert rig.heater.is_safe()
 
 
@@ -57,9 +55,8 @@ def assert_frames_intact(out: Path, at_least: int) -> RunDirectory:
     return run
 
 
-def test_camera_timeout_mid_cycle(plan: RunPlan, rig: Rig, tmp_path: Path) -> None:
-    assert rig.world is not None
-    rig.world.camera_stalls_after = 45  # the cable comes out in the first heat
+def test_camera_timeout_mid_cycle(plan: RunPlan, rig: SimRig, tmp_path: Path) -> None:
+    rig.faults.camera_stalls_after = 45  # the cable comes out in the first heat
     seq = make_sequencer(plan, rig, tmp_path / "out", frame_timeout_s=0.5)
     with pytest.raises(DroppedFrames, match="1 of 46 triggered frames never arrived"):
         seq.run()
@@ -71,7 +68,7 @@ def test_camera_timeout_mid_cycle(plan: RunPlan, rig: Rig, tmp_path: Path) -> No
 
 
 def test_daq_overflow(
-    plan: RunPlan, rig: Rig, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    plan: RunPlan, rig: SimRig, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     read = rig.daq.read
     calls = {"n": 0}
@@ -91,7 +88,7 @@ def test_daq_overflow(
 
 
 def test_full_disk(
-    plan: RunPlan, rig: Rig, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    plan: RunPlan, rig: SimRig, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     page_write = tifffile.TiffWriter.write
     pages = {"n": 0}
@@ -113,7 +110,9 @@ def test_full_disk(
     assert "tjump resume" in run.manifest()["message"]
 
 
-def test_listener_exception_does_not_stop_the_run(plan: RunPlan, rig: Rig, tmp_path: Path) -> None:
+def test_listener_exception_does_not_stop_the_run(
+    plan: RunPlan, rig: SimRig, tmp_path: Path
+) -> None:
     seq = make_sequencer(plan, rig, tmp_path / "out")
 
     def broken(image: object, record: object) -> None:
@@ -131,11 +130,10 @@ def test_listener_exception_does_not_stop_the_run(plan: RunPlan, rig: Rig, tmp_p
 
 
 def test_watchdog_makes_the_heater_safe_when_the_loop_stalls(
-    plan: RunPlan, rig: Rig, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    plan: RunPlan, rig: SimRig, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     seq = make_sequencer(plan, rig, tmp_path / "out", watchdog_s=0.5, frame_timeout_s=3.0)
-    assert rig.world is not None
-    rig.world.camera_stalls_after = 45  # the loop now waits 3 s for a frame: over 0.5 s
+    rig.faults.camera_stalls_after = 45  # the loop now waits 3 s for a frame: over 0.5 s
     heater_safe_during_stall: list[bool] = []
     original = seq._watchdog_expired
 
@@ -152,12 +150,11 @@ def test_watchdog_makes_the_heater_safe_when_the_loop_stalls(
 
 
 def test_a_heat_step_ends_by_itself_if_the_program_stops(
-    plan: RunPlan, rig: Rig, tmp_path: Path
+    plan: RunPlan, rig: SimRig, tmp_path: Path
 ) -> None:
     """The generator bounds each heat: with the program frozen mid-heat, the drive still
     drops to 0 V when the step's time is up."""
-    assert rig.world is not None and rig.heater.bounds_heat_steps
-    world = rig.world
+    assert rig.heater.bounds_heat_steps
     seq = make_sequencer(plan, rig, tmp_path / "out")
     seen: list[tuple[float, float]] = []
 
@@ -166,9 +163,9 @@ def test_a_heat_step_ends_by_itself_if_the_program_stops(
             return
         start = rig.clock.now()
         rig.clock.run_to(start + segment.duration_s - 0.05)  # nobody touches the heater
-        seen.append((world.drive_V(), world.temperature()))
+        seen.append((rig.film_drive_V(), rig.film_temperature_K()))
         rig.clock.run_to(start + segment.duration_s + 0.5)
-        seen.append((world.drive_V(), world.temperature()))
+        seen.append((rig.film_drive_V(), rig.film_temperature_K()))
         seq.abort()
 
     seq.events.segment_started.connect(freeze)
@@ -181,12 +178,11 @@ def test_a_heat_step_ends_by_itself_if_the_program_stops(
 
 
 def test_a_dropped_frame_is_detected_counted_and_recorded(
-    plan: RunPlan, rig: Rig, tmp_path: Path
+    plan: RunPlan, rig: SimRig, tmp_path: Path
 ) -> None:
     """A frame exposed but lost on its way: the camera's counter shows the gap, the
     frames after it keep their identity, and the loss is recorded."""
-    assert rig.world is not None
-    rig.world.camera_drops = {60}
+    rig.faults.camera_drops = {60}
     result = make_sequencer(plan, rig, tmp_path / "out").run()
     assert (result.status, result.dropped_frames) == ("complete", 1)
     assert_heater_off(rig)
@@ -199,10 +195,11 @@ def test_a_dropped_frame_is_detected_counted_and_recorded(
     assert [e["frames"] for e in run.log() if e["event"] == "frames_dropped"] == [[60]]
 
 
-def test_missed_triggers_stop_the_run_with_a_count(plan: RunPlan, rig: Rig, tmp_path: Path) -> None:
+def test_missed_triggers_stop_the_run_with_a_count(
+    plan: RunPlan, rig: SimRig, tmp_path: Path
+) -> None:
     """Triggers the camera never answers: the run stops, saying how many."""
-    assert rig.world is not None
-    rig.world.camera_stalls_after = 58
+    rig.faults.camera_stalls_after = 58
     seq = make_sequencer(plan, rig, tmp_path / "out", frame_timeout_s=0.5)
     with pytest.raises(DeviceError, match="triggered frames never arrived"):
         seq.run()

@@ -13,9 +13,8 @@ import pytest
 
 from tjump.errors import InputError
 from tjump.protocol.schedule import Segment
-from tjump.rig import build_rig
 from tjump.sequencer import Sequencer, plan_run, run_plan
-from tjump.sim.devices import SimDaq
+from tjump.sim.rig import build_sim_rig
 from tjump.storage import RunDirectory
 
 from conftest import rig_yaml, series_protocol
@@ -44,9 +43,8 @@ def test_a_hold_is_a_pulse_the_generator_ends_even_if_the_computer_dies(
     write_file: WriteFile,
 ) -> None:
     plan = plan_run(write_file("p.yaml", HOLD), small_rig(write_file))
-    with build_rig(plan.rig) as rig:
-        world, server = rig.world, rig.servers["generator"]
-        assert world is not None
+    with build_sim_rig(plan.rig) as rig:
+        server = rig.instrument("generator")
         seen: list[tuple[float, float]] = []
 
         def connect(seq: Sequencer) -> None:
@@ -54,9 +52,9 @@ def test_a_hold_is_a_pulse_the_generator_ends_even_if_the_computer_dies(
                 if segment.kind == "hold" and segment.setpoint_K > 300:
                     server.faults.pulled = True  # the computer is gone from here on
                     rig.clock.run_to(rig.clock.now() + 2.9)
-                    seen.append((rig.clock.now(), world.generator_volts))
+                    seen.append((rig.clock.now(), rig.generator_output()[0]))
                     rig.clock.run_to(rig.clock.now() + 0.2)  # past the hold's 3 s
-                    seen.append((rig.clock.now(), world.generator_volts))
+                    seen.append((rig.clock.now(), rig.generator_output()[0]))
                     seq.abort()
 
             seq.events.segment_started.connect(pull_cable)
@@ -104,9 +102,8 @@ def test_an_exposure_the_daq_did_not_count_is_recorded(write_file: WriteFile) ->
     protocol = write_file("p.yaml", series_protocol(cycles=2, heat_s=2, cool_s=1, baseline_s=1))
     plan = plan_run(protocol, small_rig(write_file))
     out = write_file("x", "").parent / "out"
-    with build_rig(plan.rig) as rig:
-        assert isinstance(rig.daq, SimDaq)
-        rig.daq.exposure_line_cut_after = 40  # the exposure-out cable comes off
+    with build_sim_rig(plan.rig) as rig:
+        rig.faults.exposure_line_cut_after = 40  # the exposure-out cable comes off
         result = run_plan(plan, out, rig=rig)
     assert result.status == "complete"
     [mismatch] = events(out, "pulse_train_mismatch")
@@ -118,7 +115,7 @@ def test_a_software_timed_camera_runs_at_the_protocols_frame_rate(write_file: Wr
     software = "devices:\n  camera: {triggering: software}\n"
     protocol = write_file("p.yaml", series_protocol(cycles=1, heat_s=1, cool_s=1, fps=5))
     plan = plan_run(protocol, small_rig(write_file, software))
-    with build_rig(plan.rig) as rig:
+    with build_sim_rig(plan.rig) as rig:
         started: list[float] = []
         start = rig.camera.start
 

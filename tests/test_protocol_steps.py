@@ -9,8 +9,8 @@ import pytest
 
 from tjump.protocol import load_protocol
 from tjump.protocol.schedule import build_schedule
-from tjump.rig import build_rig
 from tjump.sequencer import plan_run, run_plan
+from tjump.sim.rig import build_sim_rig
 from tjump.storage import RunDirectory
 
 from conftest import rig_yaml
@@ -61,19 +61,10 @@ def test_composed_protocol_runs_with_new_pulse_trains(write_file: WriteFile) -> 
     rig_file = write_file("rig.yaml", rig_yaml(width=64, height=64, particles=4, references=1))
     protocol = write_file("p.yaml", COMPOSED)
     plan = plan_run(protocol, rig_file)
-    shutter: list[tuple[str, bool]] = []
-    with build_rig(plan.rig) as rig:
-        assert rig.world is not None
-        world = rig.world
-        original = world.set_digital
-
-        def record(line: str, on: bool) -> None:
-            shutter.append((line, on))
-            original(line, on)
-
-        world.set_digital = record  # type: ignore[method-assign]
+    with build_sim_rig(plan.rig) as rig:
         result = run_plan(plan, protocol.parent / "out", rig=rig)
         assert rig.heater.is_safe()
+        shutter = rig.digital_line_changes()
     assert result.status == "complete"
     run = RunDirectory(protocol.parent / "out")
     rows = run.frames_table()

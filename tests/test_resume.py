@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from tjump.rig import build_rig
 from tjump.sequencer import Sequencer, plan_run, resume_run, run_plan
+from tjump.sim.rig import build_sim_rig
 from tjump.storage import RunDirectory
 
 from conftest import rig_yaml, series_protocol
@@ -38,7 +38,7 @@ def test_aborted_run_resumes_at_the_next_whole_cycle(write_file: WriteFile) -> N
 
         seq.events.frame_acquired.connect(on_frame)
 
-    with build_rig(plan.rig) as rig:
+    with build_sim_rig(plan.rig) as rig:
         first = run_plan(plan, out, connect=abort_in_second_cool, rig=rig)
     assert first.status == "aborted"
     frames_before = RunDirectory(out).frame_count()

@@ -20,8 +20,10 @@ from tjump.devices.faults import DaqOverflow, InstrumentError, VisaTimeout
 from tjump.devices.interfaces import DaqBlock
 from tjump.errors import InputError
 from tjump.protocol.schedule import Segment
-from tjump.rig import build_rig, load_rig
+from tjump.rig import load_rig
+from tjump.rig.simulator import provide_simulator
 from tjump.sequencer import Sequencer, plan_run, run_plan
+from tjump.sim.rig import build_sim_rig, install
 from tjump.sim.rigol import SimRigolDG1000Z
 from tjump.sim.server import ScpiSocketServer
 from tjump.storage import RunDirectory
@@ -44,13 +46,12 @@ def small_rig(write_file: WriteFile, extra: str = "") -> Path:
 def test_a_run_drives_the_heater_through_the_rigol_driver(write_file: WriteFile) -> None:
     protocol = write_file("p.yaml", series_protocol(cycles=2, heat_s=2, cool_s=1, baseline_s=1))
     plan = plan_run(protocol, small_rig(write_file))
-    with build_rig(plan.rig) as rig:
-        assert rig.world is not None
+    with build_sim_rig(plan.rig) as rig:
         assert rig.config.devices.generator.resource.startswith("TCPIP0::127.0.0.1::")
-        log = rig.servers["generator"].log
+        log = rig.instrument("generator").log
         log.clear()
         result = run_plan(plan, protocol.parent / "out", rig=rig)
-        assert not rig.world.generator_on and rig.world.generator_volts == 0.0
+        assert rig.generator_output() == (0.0, False)
         sent = commands(log)  # what the run sent, before closing the rig adds its own
     assert result.status == "complete"
     # each heat is a pulse the generator ends by itself, armed while the film is at 0 V
@@ -72,9 +73,8 @@ def test_a_run_drives_the_heater_through_the_rigol_driver(write_file: WriteFile)
 def test_a_fault_mid_run_leaves_the_heater_off(write_file: WriteFile, fault: str) -> None:
     protocol = write_file("p.yaml", series_protocol(cycles=2, heat_s=2, cool_s=1, baseline_s=1))
     plan = plan_run(protocol, small_rig(write_file, FAST_TIMEOUT))
-    with build_rig(plan.rig) as rig:
-        assert rig.world is not None
-        instrument = rig.servers["generator"]
+    with build_sim_rig(plan.rig) as rig:
+        instrument = rig.instrument("generator")
 
         def connect(seq: Sequencer) -> None:
             def inject(segment: Segment) -> None:
@@ -88,7 +88,7 @@ def test_a_fault_mid_run_leaves_the_heater_off(write_file: WriteFile, fault: str
         expected = InstrumentError if fault == "error" else VisaTimeout
         with pytest.raises(expected, match="generator"):
             run_plan(plan, protocol.parent / "out", connect=connect, rig=rig)
-        assert rig.world.generator_volts == 0.0 and not rig.world.generator_on
+        assert rig.generator_output() == (0.0, False)
         assert rig.heater.is_safe()
     assert RunDirectory(protocol.parent / "out").manifest()["status"] == "failed"
 
@@ -98,19 +98,18 @@ def test_a_daq_overflow_mid_run_leaves_the_heater_off(
 ) -> None:
     protocol = write_file("p.yaml", series_protocol(cycles=2, heat_s=2, cool_s=1, baseline_s=1))
     plan = plan_run(protocol, small_rig(write_file))
-    with build_rig(plan.rig) as rig:
-        assert rig.world is not None
-        world, read = rig.world, rig.daq.read
+    with build_sim_rig(plan.rig) as rig:
+        read = rig.daq.read
 
         def overflowing() -> DaqBlock:
-            if world.generator_on:  # heating: the reader falls behind
+            if rig.generator_output()[1]:  # heating: the reader falls behind
                 raise DaqOverflow(rig.daq.name, "DAQmx Read", "input buffer overflow")
             return read()
 
         monkeypatch.setattr(rig.daq, "read", overflowing)
         with pytest.raises(DaqOverflow, match=r"input buffer overflow \[DAQmx Read\]"):
             run_plan(plan, protocol.parent / "out", rig=rig)
-        assert world.generator_volts == 0.0 and not world.generator_on
+        assert rig.generator_output() == (0.0, False)
     assert RunDirectory(protocol.parent / "out").manifest()["status"] == "failed"
 
 
@@ -129,8 +128,8 @@ def test_a_simulated_rig_serves_its_instruments_where_the_rig_file_says(
     extra = (
         "devices:\n  generator: {resource: 'TCPIP0::127.0.0.1::0::SOCKET', visa_library: '@py'}\n"
     )
-    with build_rig(load_rig(small_rig(write_file, extra))) as rig:
-        port = rig.servers["generator"].port
+    with build_sim_rig(load_rig(small_rig(write_file, extra))) as rig:
+        port = rig.instrument("generator").port
         assert port > 0
         assert rig.config.devices.generator.resource == f"TCPIP0::127.0.0.1::{port}::SOCKET"
         assert rig.heater.is_safe()
@@ -147,11 +146,12 @@ def test_a_dry_run_drives_the_labs_generator_and_the_film_follows_it(
         extra = f"devices:\n  generator: {{resource: '{server.resource}', visa_library: '@py'}}\n"
         protocol = write_file("p.yaml", series_protocol(cycles=1, heat_s=2, cool_s=1))
         plan = plan_run(protocol, small_rig(write_file, extra))
-        with build_rig(plan.rig) as rig:
-            assert rig.servers == {} and rig.world is not None
+        with build_sim_rig(plan.rig) as rig:
+            with pytest.raises(KeyError, match="no simulated generator"):
+                rig.instrument("generator")  # the lab's, not served here
             volts = rig.heater.set_temperature(384.9)
             assert lab.output_V() == (pytest.approx(volts, abs=1e-6), True)  # for real
-            assert rig.world.generator_volts == pytest.approx(volts, abs=1e-6)  # followed
+            assert rig.generator_output()[0] == pytest.approx(volts, abs=1e-6)  # followed
             rig.heater.make_safe()
             result = run_plan(plan, protocol.parent / "out", rig=rig)
         assert result.status == "complete"
@@ -242,3 +242,37 @@ def test_devices_check_on_the_lab_rig_names_each_missing_device() -> None:
     assert "cannot open this kind of resource: Please install PyUSB" in out
     assert "error: daq (NI Dev1): NI-DAQmx is not installed on this computer" in out
     assert "error: camera: cannot load Micro-Manager config" in out and "pike-f032b.cfg" in out
+
+
+def test_a_lab_devices_check_never_loads_the_simulator() -> None:
+    """The lab's `tjump devices check` (its instruments absent here) reports every device
+    and loads neither tjump.sim nor Micro-Manager's Python (simulated) devices."""
+    code = f"""
+import sys
+from tjump.cli import app
+try:
+    app(["devices", "check", "--rig", {str(ROOT / "configs" / "rigs" / "lab.yaml")!r}])
+except SystemExit as e:
+    print("exit", e.code)
+loaded = [m for m in sys.modules if m.startswith(("tjump.sim", "pymmcore_plus.experimental"))]
+print("loaded", loaded)
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "exit 1" in done.stdout  # no instrument answers here: a problem per device
+    report = done.stdout + done.stderr
+    assert all(device in report for device in ("generator", "daq", "camera"))
+    assert done.stdout.splitlines()[-1] == "loaded []"
+
+
+def test_a_simulated_rig_file_needs_the_simulator_installed(write_file: WriteFile) -> None:
+    path = small_rig(write_file)
+    provide_simulator(None)
+    try:
+        with pytest.raises(InputError, match=r"is a simulated rig, and no simulator is installed"):
+            load_rig(path)
+    finally:
+        install()
+    assert load_rig(path).seed == 7

@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 import tifffile
 
-from tjump.rig import build_rig, load_calibration
+from tjump.rig import load_calibration
 from tjump.sequencer import RunResult, plan_run, run_plan
+from tjump.sim.rig import build_sim_rig
 from tjump.sim.world import SimWorld
 from tjump.storage import RunDirectory
 
@@ -31,10 +32,9 @@ def finished_run(
     (folder / "rig.yaml").write_text(rig_yaml(particles=10, references=3))
     (folder / "p.yaml").write_text(series_protocol(cycles=3))
     plan = plan_run(folder / "p.yaml", folder / "rig.yaml")
-    rig = build_rig(plan.rig)
-    assert rig.world is not None
+    rig = build_sim_rig(plan.rig)
     result = run_plan(plan, folder / "out", rig=rig)
-    yield result, rig.world, folder / "out"
+    yield result, rig.model, folder / "out"
     rig.close()
 
 

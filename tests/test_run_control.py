@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from tjump.protocol.schedule import Segment
-from tjump.rig import build_rig
 from tjump.sequencer import Sequencer, plan_run, run_plan
+from tjump.sim.rig import build_sim_rig
 from tjump.storage import RunDirectory
 
 from conftest import rig_yaml, series_protocol
@@ -25,7 +25,7 @@ def test_pause_makes_the_heater_safe_and_resume_continues(write_file: WriteFile)
     plan = plan_run(protocol, rig_file)
     states: list[str] = []
     safe_while_paused: list[bool] = []
-    with build_rig(plan.rig) as rig:
+    with build_sim_rig(plan.rig) as rig:
 
         def connect(seq: Sequencer) -> None:
             def on_segment(segment: Segment) -> None:
@@ -61,7 +61,7 @@ def test_abort_stops_at_once_with_the_heater_off(write_file: WriteFile) -> None:
     rig_file = write_file("rig.yaml", rig_yaml(width=64, height=64, particles=4, references=1))
     protocol = write_file("p.yaml", series_protocol(cycles=3, heat_s=10, cool_s=5))
     plan = plan_run(protocol, rig_file)
-    with build_rig(plan.rig) as rig:
+    with build_sim_rig(plan.rig) as rig:
 
         def connect(seq: Sequencer) -> None:
             def on_frame(image: object, record: object) -> None:
@@ -71,8 +71,7 @@ def test_abort_stops_at_once_with_the_heater_off(write_file: WriteFile) -> None:
             seq.events.frame_acquired.connect(on_frame)
 
         result = run_plan(plan, protocol.parent / "out", connect=connect, rig=rig)
-        assert rig.world is not None
-        assert rig.world.generator_volts == 0.0 and not rig.world.generator_on
+        assert rig.generator_output() == (0.0, False)
     assert result.status == "aborted"
     run = RunDirectory(protocol.parent / "out")
     assert run.manifest()["status"] == "aborted"
@@ -86,7 +85,7 @@ def test_one_rig_runs_protocol_after_protocol(write_file: WriteFile) -> None:
     rig_file = write_file("rig.yaml", rig_yaml(width=48, height=48, particles=3, references=1))
     protocol = write_file("p.yaml", series_protocol(cycles=1, heat_s=2, cool_s=1, baseline_s=1))
     plan = plan_run(protocol, rig_file)
-    with build_rig(plan.rig) as rig:
+    with build_sim_rig(plan.rig) as rig:
         results = [run_plan(plan, protocol.parent / f"out{i}", rig=rig) for i in range(3)]
         assert rig.heater.is_safe()
     assert [r.status for r in results] == ["complete"] * 3

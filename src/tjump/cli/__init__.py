@@ -9,6 +9,7 @@ import typer
 from tjump.cli import analyze, calibrate, devices, export, gui, run, verify
 from tjump.cli.console import console
 from tjump.errors import TjumpError
+from tjump.rig.simulator import Simulator, provide_simulator
 
 app = typer.Typer(
     add_completion=False,
@@ -25,6 +26,17 @@ app.command()(analyze.analyze)
 app.command()(calibrate.calibrate)
 app.command()(gui.gui)
 app.add_typer(devices.app, name="devices")
+
+
+def _simulator() -> Simulator:
+    """The simulated rig, imported only when a simulated rig file is read: a lab rig's
+    commands never load the simulator."""
+    from tjump.sim.rig import SIMULATOR
+
+    return SIMULATOR
+
+
+provide_simulator(_simulator)
 
 
 def main() -> None:

@@ -11,7 +11,6 @@ from collections.abc import Callable
 import numpy as np
 import pymmcore
 from pymmcore_plus import CMMCorePlus
-from pymmcore_plus.experimental.unicore import UniMMCore
 
 from tjump.devices.faults import DroppedFrames
 from tjump.devices.interfaces import CameraFrame
@@ -127,7 +126,8 @@ class MicroManagerCamera:
         wraps around with a frame still unread, unless its size is a whole number of
         frames: size it so (measured: 640 x 480 failed after 857 frames, 16 in flight)."""
         core = self.core
-        if not (isinstance(core, UniMMCore) and core.isPyDevice(self.label)):
+        is_py_device = getattr(core, "isPyDevice", None)  # a UniMMCore's, without importing it
+        if is_py_device is None or not is_py_device(self.label):
             return
         rows, cols = self.shape()
         frame_bytes = rows * cols * int(core.getBytesPerPixel())

@@ -34,10 +34,8 @@ class FilmThermometer:
 
 def film_thermometer(config: RigConfig) -> FilmThermometer | None:
     """For a simulated rig, whose film's R(T) is known; None for a lab rig (no R0, alpha)."""
-    if config.kind != "simulated":
-        return None
-    thermal = config.simulation.thermal
-    return FilmThermometer(thermal.r0_ohm, thermal.alpha_per_K, config.simulation.ambient_K)
+    film = config.film if config.kind == "simulated" else None
+    return None if film is None else FilmThermometer(film.r0_ohm, film.alpha_per_K, film.t0_K)
 
 
 def _limit(plot: Any, value: float, text: str) -> None:

@@ -1,19 +1,25 @@
-"""From a rig file to connected devices: the lab's instruments, or the simulated world
-behind the same real drivers wherever the transport allows (VISA, Micro-Manager)."""
+"""From a rig file to connected devices: the lab's instruments, or (through the simulator
+a front end installed, `tjump.rig.simulator`) the simulated rig."""
 
 from __future__ import annotations
 
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from tjump.clock import Clock, RealClock
 from tjump.devices.interfaces import Camera, Daq
-from tjump.rig import connect, simulated
+from tjump.rig import connect
 from tjump.rig.config import RigConfig, load_rig
 from tjump.rig.heater import Heater
-from tjump.sim.server import ScpiSocketServer
-from tjump.sim.world import SimWorld
+from tjump.rig.simulator import simulator
+
+
+class TruthWriter(Protocol):
+    """A simulated rig's record of what really happened, for the run directory."""
+
+    def write_truth(self, directory: Path, time_offset_s: float = 0.0) -> None: ...
 
 
 @dataclass
@@ -25,8 +31,7 @@ class Rig:
     camera: Camera
     daq: Daq
     heater: Heater
-    world: SimWorld | None = None
-    servers: dict[str, ScpiSocketServer] = field(default_factory=dict)  # simulated instruments
+    world: TruthWriter | None = None  # a simulated rig's truth; None on a lab rig
 
     def __enter__(self) -> Rig:
         return self
@@ -37,8 +42,6 @@ class Rig:
     def close(self) -> None:
         """Leave the heater safe, then let go of every device, whatever fails."""
         with ExitStack() as stack:
-            for server in self.servers.values():  # last: the drivers say goodbye first
-                stack.callback(server.close)
             stack.callback(self.camera.close)
             stack.callback(self.daq.close)
             stack.callback(self.heater.supply.close)
@@ -46,17 +49,10 @@ class Rig:
 
 
 def build_rig(config: RigConfig, seed: int | None = None) -> Rig:
-    """Connect the devices of `config`, heater made safe; `seed` overrides the
-    simulator's seed. On any failure, what was already connected is closed again."""
+    """Connect the devices of `config`, heater made safe; `seed` overrides a simulated
+    rig's seed. On any failure, what was already connected is closed again."""
     if config.kind == "simulated":
-        config, clock, world, servers, mirrors, wired = simulated.instruments(config, seed)
-        try:
-            camera, daq, heater = simulated.devices(config, world, wired, mirrors)
-        except BaseException:
-            for server in servers.values():
-                server.close()
-            raise
-        return Rig(config, clock, camera, daq, heater, world, servers)
+        return simulator(f"rig '{config.name}'").build(config, seed)
     with ExitStack() as stack:
         lab_camera = connect.lab_camera(config)
         stack.callback(lab_camera.close)

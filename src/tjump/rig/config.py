@@ -4,7 +4,7 @@ no protocol or control may cross."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import (
     BaseModel,
@@ -19,8 +19,8 @@ from pydantic import (
 from tjump.errors import InputError
 from tjump.files import load_yaml, validate
 from tjump.rig.calibration import HeaterCalibration, load_calibration
-from tjump.rig.heater_model import FilmResistance, load_heater_model
-from tjump.sim.config import SimConfig, ThermalComponent
+from tjump.rig.heater_model import FilmResistance, ThermalComponent, load_heater_model
+from tjump.rig.simulator import simulator
 
 SIMULATED = "simulated"  # visa_library naming the simulated rig's own instruments
 
@@ -172,7 +172,11 @@ class Devices(_Strict):
 
 
 class RigConfig(_Strict):
-    """A whole rig as described by its YAML file."""
+    """A whole rig as described by its YAML file. A simulated rig's file is read by the
+    simulator's subclass of this model (`tjump.rig.simulator`), which adds its
+    `simulation` section; this one never parses it."""
+
+    sensor_field: ClassVar[str] = "camera.sensor_px"  # where the sensor's size is set
 
     name: str
     description: str = ""
@@ -195,23 +199,22 @@ class RigConfig(_Strict):
         description="file written by `tjump calibrate` (relative to the rig file): film "
         "resistance and step response, used where not given inline",
     )
-    simulation: SimConfig = SimConfig()
 
     @property
     def film(self) -> FilmResistance | None:
-        """The film's R(T), where known: a simulated rig's is its model's."""
-        if self.film_resistance is None and self.kind == "simulated":
-            t = self.simulation.thermal
-            return FilmResistance(r0_ohm=t.r0_ohm, alpha_per_K=t.alpha_per_K, t0_K=self.ambient_K)
+        """The film's R(T), where known (measured, or a simulated rig's model)."""
         return self.film_resistance
 
     @property
     def step_response(self) -> tuple[ThermalComponent, ...] | None:
         """How the film follows a step of its setpoint, where known: analysis uses it to
         fit activation energies against the film's lagging temperature."""
-        if self.heater_step_response is None and self.kind == "simulated":
-            return self.simulation.thermal.step_response
         return self.heater_step_response
+
+    @property
+    def seed(self) -> int | None:
+        """The simulator's seed; a lab rig has none."""
+        return None
 
     @model_validator(mode="after")
     def _devices_fit_kind(self) -> RigConfig:
@@ -235,15 +238,6 @@ class RigConfig(_Strict):
             )
         if not simulated and d.camera.config is None:
             raise ValueError("devices.camera.config: a lab rig needs a Micro-Manager config file")
-        if (
-            simulated
-            and isinstance(d.supply, AmplifierConfig)
-            and d.supply.gain != self.simulation.supply.gain
-        ):
-            raise ValueError(
-                f"devices.supply.gain {d.supply.gain:g} differs from the simulated amplifier's "
-                f"simulation.supply.gain {self.simulation.supply.gain:g}"
-            )
         return self
 
     @model_validator(mode="after")
@@ -255,10 +249,12 @@ class RigConfig(_Strict):
         return self
 
     def sensor_size(self) -> tuple[int, int]:
-        """The sensor's (width, height) in pixels: the simulated one's or the camera's."""
-        if self.kind == "simulated":
-            return self.simulation.sensor.width, self.simulation.sensor.height
+        """The sensor's (width, height) in pixels."""
         return self.camera.sensor_px
+
+    def frame_problems(self, width: int, height: int) -> list[str]:
+        """What does not fit frames of `width` x `height` px (none on a lab rig)."""
+        return []
 
 
 def _consistency_problems(rig: RigConfig) -> list[str]:
@@ -281,7 +277,7 @@ def _consistency_problems(rig: RigConfig) -> list[str]:
             "needs at least one DAQ sample"
         )
     width, height = rig.sensor_size()
-    where = "simulation.sensor" if rig.kind == "simulated" else "camera.sensor_px"
+    where = rig.sensor_field
     lo, hi = SENSOR_PX
     if not (lo <= width <= hi and lo <= height <= hi):
         problems.append(f"{where}: {width} x {height} px; each side must be {lo} to {hi} px")
@@ -299,26 +295,8 @@ def _consistency_problems(rig: RigConfig) -> list[str]:
             f"devices.camera: {width} x {height} px binned {camera.binning} x leaves frames "
             f"under {lo} x {lo} px"
         )
-    if rig.kind == "simulated":
-        problems.extend(_sample_problems(rig, width, height))
+    problems.extend(rig.frame_problems(width, height))
     return problems
-
-
-def _sample_problems(rig: RigConfig, width: int, height: int) -> list[str]:
-    """A simulated sample must fit on its sensor (else placing it never ends)."""
-    sample = rig.simulation.sample
-    count = sample.particles + sample.references
-    if count > MAX_PARTICLES:
-        return [f"simulation.sample: {count} particles and references; at most {MAX_PARTICLES}"]
-    usable = max(width - 2 * sample.edge_margin_px, 0) * max(height - 2 * sample.edge_margin_px, 0)
-    room = int(usable / sample.min_separation_px**2)  # one per separation-wide square
-    if count > room:
-        return [
-            f"simulation.sample: {count} particles and references do not fit "
-            f"{sample.min_separation_px:g} px apart on a {width} x {height} px sensor "
-            f"(at most {room})"
-        ]
-    return []
 
 
 def load_rig(path: Path) -> RigConfig:
@@ -326,7 +304,9 @@ def load_rig(path: Path) -> RigConfig:
     rig file (`devices check`, `run --check`, `run`, the GUI) accepts and refuses the same
     files; relative paths in it are taken from its folder."""
     data = load_yaml(path, "rig")
-    rig = validate(RigConfig, data, f"rig file {path}")
+    where = f"rig file {path}"
+    simulated = data.get("kind") == "simulated"
+    rig = validate(simulator(where).config_model if simulated else RigConfig, data, where)
     camera = rig.devices.camera
     if camera.config is not None:
         camera = camera.model_copy(update={"config": _resolve(path, camera.config)})

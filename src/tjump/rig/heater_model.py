@@ -13,13 +13,20 @@ from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat
 
 from tjump.files import load_yaml, validate
-from tjump.sim.config import ThermalComponent
 
 FloatArray = NDArray[np.float64]
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ThermalComponent(_Strict):
+    """One exponential of the film's step response: `weight` of the step, reached with
+    time constant `tau_s`."""
+
+    weight: float = Field(gt=0, le=1)
+    tau_s: PositiveFloat
 
 
 class FilmResistance(_Strict):

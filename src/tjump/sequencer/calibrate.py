@@ -37,9 +37,8 @@ from tjump.analysis.thermometry import (
 )
 from tjump.errors import InputError
 from tjump.rig import load_calibration, load_rig
-from tjump.rig.heater_model import FilmResistance, HeaterModel
+from tjump.rig.heater_model import FilmResistance, HeaterModel, ThermalComponent
 from tjump.sequencer.runner import plan_run, run_plan
-from tjump.sim.config import ThermalComponent
 from tjump.storage.layout import DAQ_CSV, FRAMES_CSV
 
 FloatArray = NDArray[np.float64]

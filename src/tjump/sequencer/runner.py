@@ -63,10 +63,8 @@ class RunPlan:
         camera = self.rig.devices.camera
         if camera.roi is not None:
             width, height = camera.roi[2], camera.roi[3]
-        elif self.rig.kind == "simulated":
-            width, height = self.rig.simulation.sensor.width, self.rig.simulation.sensor.height
         else:
-            width, height = self.rig.camera.sensor_px
+            width, height = self.rig.sensor_size()
         return height // camera.binning, width // camera.binning
 
     def bytes_per_frame(self) -> int:
@@ -76,7 +74,7 @@ class RunPlan:
     @property
     def seed(self) -> int | None:
         """The simulator's seed; a lab rig has none."""
-        return self.rig.simulation.seed if self.rig.kind == "simulated" else None
+        return self.rig.seed
 
 
 def plan_run(protocol: Path | str | Protocol, rig_path: Path | str = DEFAULT_RIG) -> RunPlan:

@@ -11,10 +11,10 @@ import numpy as np
 from numpy.typing import DTypeLike
 from pymmcore_plus.experimental.unicore import CameraDevice
 
+from tjump.devices.mmcamera import FRAME_COUNTER_KEY
 from tjump.sim.world import SimWorld
 
 _WAIT_S = 0.05
-FRAME_COUNTER = "FrameCounter"  # the camera's own count of exposures, in each frame's metadata
 
 
 class SimCamera(CameraDevice):
@@ -51,11 +51,11 @@ class SimCamera(CameraDevice):
                 continue
             if scene is None:  # the DAQ stopped triggering
                 return
-            stall = self.world.camera_stalls_after
-            if stall is not None and taken >= stall:
+            faults = self.world.faults
+            if faults.camera_stalls_after is not None and taken >= faults.camera_stalls_after:
                 continue  # triggers arrive, the camera does nothing: a cable is out
-            if scene.index in self.world.camera_drops:
+            if scene.index in faults.camera_drops:
                 continue  # exposed (the counter moves on) but lost on the way
             self.world.renderer.render(scene, get_buffer(shape, np.uint16))
             taken += 1
-            yield {FRAME_COUNTER: str(scene.index)}
+            yield {FRAME_COUNTER_KEY: str(scene.index)}

@@ -5,16 +5,11 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt
 
+from tjump.rig.heater_model import ThermalComponent
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class ThermalComponent(_Strict):
-    """One exponential of the film's step response."""
-
-    weight: float = Field(gt=0, le=1)
-    tau_s: PositiveFloat
 
 
 class ThermalConfig(_Strict):

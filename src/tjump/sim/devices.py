@@ -30,7 +30,6 @@ class SimDaq:
         self.world = world
         self.name = name
         self._wired = dict(wired or {})
-        self.exposure_line_cut_after: int | None = None  # fault: the exposure cable comes out
 
     def describe(self) -> str:
         lines = ", ".join(self._wired) or "none"
@@ -75,7 +74,7 @@ class SimDaq:
         """Every exposure the simulated camera made reaches the counter (as ctr1 counts
         the camera's exposure-active edges), unless the cable was cut."""
         exposures = self.world.frames_triggered()
-        cut = self.exposure_line_cut_after
+        cut = self.world.faults.exposure_line_cut_after
         return exposures if cut is None else min(exposures, cut)
 
     def stop(self) -> None:

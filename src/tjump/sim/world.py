@@ -19,6 +19,7 @@ from numpy.typing import NDArray
 
 from tjump.clock import VirtualClock
 from tjump.sim.config import SimConfig
+from tjump.sim.faults import InjectedFaults
 from tjump.sim.optics import Flicker, Renderer, Scene
 from tjump.sim.sample import SampleKinetics, Transition, make_particles
 from tjump.sim.thermal import FilmThermalModel
@@ -50,8 +51,8 @@ class SimWorld:
         self.generator_volts = 0.0
         self.generator_on = False
         self.digital_lines: dict[str, bool] = {}
-        self.camera_stalls_after: int | None = None  # fault injection: cable out after N frames
-        self.camera_drops: set[int] = set()  # fault injection: triggers the camera misses
+        self.digital_changes: list[tuple[str, bool]] = []  # every line set, in order
+        self.faults = InjectedFaults()
         self._lock = threading.RLock()
         self._tick = 0
         # (start time, each component's rise then, drive) of the last integrated stretch
@@ -137,6 +138,7 @@ class SimWorld:
         """A DAQ digital line; the simulated sample does not respond to light."""
         with self._lock:
             self.digital_lines[line] = on
+            self.digital_changes.append((line, on))
 
     def read_daq(self) -> tuple[int, NDArray[np.float64]]:
         """(index of the first sample, samples x [drive_V, current_A]) since the last read."""

@@ -1,10 +1,13 @@
-"""The simulated rig: the world and its instrument models behind the same real drivers
-the lab uses. Each SCPI instrument model is served on a loopback TCP socket and reached
-through pyvisa-py (`@py`), as a LAN instrument's raw socket port; the camera runs in
-Micro-Manager's core; the DAQ is simulated.
+"""The simulated rig, assembled in this one place: the world and its instrument models
+behind the same real drivers the lab uses (`tjump.rig.connect`). Each SCPI instrument
+model is served on a loopback TCP socket and reached through pyvisa-py (`@py`), as a LAN
+instrument's raw socket port; the camera runs in Micro-Manager's core; the DAQ is
+simulated.
 
 A dry run: an instrument the rig file puts anywhere else is the lab's own, driven for real,
-and its model (hence the simulated film) follows every message the driver sent it."""
+and its model (hence the simulated film) follows every message the driver sent it.
+
+`install()` lets the lab's `load_rig` and `build_rig` read and build simulated rig files."""
 
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ import contextlib
 import tempfile
 from collections.abc import Callable
 from contextlib import ExitStack
+from dataclasses import dataclass, field
 from functools import partial
 
 import numpy as np
@@ -22,10 +26,14 @@ from tjump.clock import VirtualClock
 from tjump.devices.mmcamera import MicroManagerCamera
 from tjump.errors import InputError
 from tjump.rig import connect
+from tjump.rig.build import Rig
 from tjump.rig.config import SIMULATED, RigConfig, SourceMeterConfig, VisaConnection
 from tjump.rig.heater import Heater
+from tjump.rig.simulator import provide_simulator
 from tjump.sim.camera import SimCamera
 from tjump.sim.devices import SimDaq
+from tjump.sim.faults import InjectedFaults
+from tjump.sim.rig_config import SimRigConfig
 from tjump.sim.rigol import SimRigolDG1000Z
 from tjump.sim.scpi import ScpiModel
 from tjump.sim.server import ScpiSocketServer
@@ -37,9 +45,92 @@ Servers = dict[str, ScpiSocketServer]
 Wired = dict[str, Callable[[], object]]
 
 
-def instruments(
-    config: RigConfig, seed: int | None
-) -> tuple[RigConfig, VirtualClock, SimWorld, Servers, connect.Mirrors, Wired]:
+@dataclass(kw_only=True)
+class SimRig(Rig):
+    """A simulated rig: the lab's `Rig`, plus the simulator's own handles. Tests read
+    what really happens (the generator's output, the film) and inject faults here, never
+    through the lab's devices."""
+
+    model: SimWorld
+    servers: Servers = field(default_factory=dict)  # the instruments served on loopback
+
+    @property
+    def faults(self) -> InjectedFaults:
+        """Camera and DAQ faults to inject (a stalled or dropping camera, a cut cable)."""
+        return self.model.faults
+
+    def instrument(self, role: str) -> ScpiSocketServer:
+        """The simulated instrument serving `role` ("generator", "supply"): its messages
+        (`log`), its transport faults (`faults`) and its model (`model`)."""
+        try:
+            return self.servers[role]
+        except KeyError:
+            raise KeyError(f"no simulated {role} is served on this rig") from None
+
+    def generator_output(self) -> tuple[float, bool]:
+        """What the simulated generator really puts out: (volts, output on)."""
+        return self.model.generator_volts, self.model.generator_on
+
+    def film_drive_V(self) -> float:
+        """The voltage on the simulated film now."""
+        return self.model.drive_V()
+
+    def film_temperature_K(self) -> float:
+        """The simulated film's temperature now (what no real rig can read directly)."""
+        return self.model.temperature()
+
+    def film_resistance_ohm(self) -> float:
+        """The simulated film's resistance now."""
+        return float(self.model.thermal.resistance(self.model.temperature()))
+
+    def digital_line_changes(self) -> list[tuple[str, bool]]:
+        """Every DAQ digital line set so far, in order: (line, on)."""
+        return list(self.model.digital_changes)
+
+    def close(self) -> None:
+        """The lab rig's close, then the served instruments (the drivers say goodbye first)."""
+        with ExitStack() as stack:
+            for server in self.servers.values():
+                stack.callback(server.close)
+            super().close()
+
+
+def build_sim_rig(config: RigConfig, seed: int | None = None) -> SimRig:
+    """Assemble the simulated rig `config` describes; `seed` overrides its seed. On any
+    failure, what was already served or connected is closed again."""
+    if not isinstance(config, SimRigConfig):
+        raise InputError(f"rig '{config.name}' is not a simulated rig file")
+    config, clock, world, servers, mirrors, wired = _instruments(config, seed)
+    try:
+        camera, daq, heater = _devices(config, world, wired, mirrors)
+    except BaseException:
+        for server in servers.values():
+            server.close()
+        raise
+    return SimRig(config, clock, camera, daq, heater, world=world, model=world, servers=servers)
+
+
+@dataclass(frozen=True)
+class _Simulator:
+    """The simulator as the lab's rig code sees it (`tjump.rig.simulator.Simulator`)."""
+
+    config_model: type[RigConfig] = SimRigConfig
+
+    def build(self, config: RigConfig, seed: int | None) -> Rig:
+        return build_sim_rig(config, seed)
+
+
+SIMULATOR = _Simulator()
+
+
+def install() -> None:
+    """Let `tjump.rig.load_rig` and `build_rig` read and build simulated rig files."""
+    provide_simulator(lambda: SIMULATOR)
+
+
+def _instruments(
+    config: SimRigConfig, seed: int | None
+) -> tuple[SimRigConfig, VirtualClock, SimWorld, Servers, connect.Mirrors, Wired]:
     """The clock, the world and the instrument models; the rig config pointing each
     simulated instrument at the loopback socket serving it; the models that instead
     follow a real instrument's messages (a dry run), and the DAQ lines wired to them."""
@@ -115,7 +206,7 @@ def serve(role: str, port: int, model: ScpiModel) -> ScpiSocketServer:
         ) from e
 
 
-def _pointed_at(config: RigConfig, servers: Servers) -> RigConfig:
+def _pointed_at(config: SimRigConfig, servers: Servers) -> SimRigConfig:
     """`config` with each served instrument's resource at its socket, through pyvisa-py."""
     changes = {
         role: getattr(config.devices, role).model_copy(
@@ -126,7 +217,7 @@ def _pointed_at(config: RigConfig, servers: Servers) -> RigConfig:
     return config.model_copy(update={"devices": config.devices.model_copy(update=changes)})
 
 
-def devices(
+def _devices(
     config: RigConfig, world: SimWorld, wired: Wired, mirrors: connect.Mirrors
 ) -> tuple[MicroManagerCamera, SimDaq, Heater]:
     """Camera (UniMMCore with the Python camera), DAQ and heater, or nothing left open."""
