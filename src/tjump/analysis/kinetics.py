@@ -293,20 +293,23 @@ def fit_arrhenius(
 # -- per temperature ------------------------------------------------------------------------
 
 
-def censored_mean(waiting_s: FloatArray, hold_s: float, shape: float) -> float:
-    """Maximum-likelihood mean waiting time at one temperature (Gamma of fixed shape)."""
+def censored_mean(waiting_s: FloatArray, hold_s: float | FloatArray, shape: float) -> float:
+    """Maximum-likelihood mean waiting time at one temperature (Gamma of fixed shape).
+    `hold_s`: the hold of every cycle, or one for all (a cycle without a transition within
+    its hold is censored there)."""
     t = np.asarray(waiting_s, dtype=np.float64)
-    ev = np.isfinite(t) & (t <= hold_s)
+    hold = np.broadcast_to(np.asarray(hold_s, dtype=np.float64), t.shape)
+    ev = np.isfinite(t) & (t <= hold)
     if not ev.any():
         return float("nan")
     tt = np.maximum(t[ev], MIN_TIME_S)
-    n_cen = int((~ev).sum())
+    censored_at = hold[~ev]
 
     def nll(ln_mean: float) -> float:
         scale = np.exp(ln_mean) / shape
         ll = stats.gamma.logpdf(tt, shape, scale=scale).sum()
-        if n_cen:
-            ll += n_cen * stats.gamma.logsf(hold_s, shape, scale=scale)
+        if len(censored_at):
+            ll += stats.gamma.logsf(censored_at, shape, scale=scale).sum()
         return float(-ll) if np.isfinite(ll) else 1e300
 
     res = optimize.minimize_scalar(nll, bounds=(np.log(1e-3), np.log(1e6)), method="bounded")

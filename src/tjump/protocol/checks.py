@@ -22,7 +22,7 @@ def check_against_rig(
 ) -> Schedule:
     """The protocol's schedule, or one `InputError` naming every field beyond a limit."""
     schedule = build_schedule(protocol, rig.ambient_K, rig.camera.exposure_ms, source)
-    problems: list[str] = []
+    problems: list[str] = _not_run_yet(protocol)
     for seg in schedule.segments:
         problems.extend(_camera_problems(seg, rig))
         problems.extend(_temperature_problems(seg, rig, calibration))
@@ -34,6 +34,18 @@ def check_against_rig(
             f"protocol {source} does not fit rig '{rig.name}':\n  " + "\n  ".join(problems)
         )
     return schedule
+
+
+def _not_run_yet(protocol: Protocol) -> list[str]:
+    """Closed-loop fields the sequencer does not act on yet: refused, never ignored."""
+    fields = [
+        f"steps.{i}.{name}"
+        for i, step in enumerate(protocol.steps)
+        for name in ("adaptive_hold", "adaptive_cycles")
+        if getattr(step, name, None) is not None
+    ]
+    fields += [name for name in ("suspend", "burst") if getattr(protocol, name) is not None]
+    return [f"{field}: not run by this version of tjump yet" for field in fields]
 
 
 def _camera_problems(seg: Segment, rig: RigConfig) -> list[str]:

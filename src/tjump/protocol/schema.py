@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 # Bounds that no real protocol comes near; they keep every number finite and every schedule
 # small enough to unroll (see schedule_size for the whole-schedule limits).
@@ -44,9 +44,39 @@ class BaselineStep(_Step):
     duration_s: Seconds
 
 
+class AdaptiveHold(_Strict):
+    """End a heat step once `end_when_switched` of the tracked (non-inert) particles have
+    switched, but not before `min_hold_s` nor after the step's `heat_s`."""
+
+    end_when_switched: float = Field(
+        gt=0, le=1, description="fraction of the tracked particles switched (0 to 1]"
+    )
+    min_hold_s: Seconds
+
+
+class AdaptiveCycles(_Strict):
+    """Stop a temperature of a series once every particle's mean nucleation time is known
+    to `target_relative_precision` (one standard error over the mean, from the same
+    censored estimate the analysis uses), after at least `min_cycles` and at most the
+    step's `cycles`. Particles with no nucleation yet have no mean and are not waited for."""
+
+    target_relative_precision: float = Field(gt=0, lt=1)
+    min_cycles: Count
+    waiting_time_shape: float = Field(
+        1.0,
+        ge=0.3,
+        le=60.0,
+        description="Gamma shape of the waiting times assumed by the estimate; 1 "
+        "(exponential) is the most cautious, `tjump analyze` reports each particle's",
+    )
+
+
 class SeriesStep(_Step):
     """For each temperature in turn, `cycles` jumps: heat to it, hold, cool, hold.
-    (One temperature makes plain heat/cool cycles.)"""
+    (One temperature makes plain heat/cool cycles.)
+
+    With `adaptive_hold` a heat may end early (heat_s is then its longest); with
+    `adaptive_cycles` a temperature may stop early (cycles is then its most)."""
 
     kind: Literal["series"]
     temperatures_K: list[Kelvin] = Field(min_length=1, max_length=MAX_LIST)
@@ -56,6 +86,24 @@ class SeriesStep(_Step):
     low_K: Kelvin | None = Field(
         None, description="temperature between jumps; default the rig's ambient"
     )
+    adaptive_hold: AdaptiveHold | None = None
+    adaptive_cycles: AdaptiveCycles | None = None
+
+    @model_validator(mode="after")
+    def _adaptive_within_fixed(self) -> SeriesStep:
+        """The adaptive minima lie within the step's own (maximum) hold and cycles."""
+        hold, series = self.adaptive_hold, self.adaptive_cycles
+        if hold is not None and hold.min_hold_s > self.heat_s:
+            raise ValueError(
+                f"adaptive_hold.min_hold_s {hold.min_hold_s:g} s is longer than heat_s "
+                f"{self.heat_s:g} s (the longest a heat lasts)"
+            )
+        if series is not None and series.min_cycles > self.cycles:
+            raise ValueError(
+                f"adaptive_cycles.min_cycles {series.min_cycles} is more than cycles "
+                f"{self.cycles} (the most a temperature gets)"
+            )
+        return self
 
 
 class AblationStep(_Step):
@@ -105,6 +153,37 @@ Step = Annotated[
 RepeatStep.model_rebuild()
 
 
+class Suspend(_Strict):
+    """Make the heater safe and pause when the film's temperature, measured through V/I,
+    leaves `band_K` around where it should be, or its current jumps by more than
+    `current_jump_fraction` from one frame to the next at a steady drive; after
+    `resume_after_s` the interrupted cycle starts again, at most `max_resumes` times in a
+    run, after which (and in an ablation, which cannot be repeated) the run aborts."""
+
+    band_K: float = Field(gt=0, le=200)
+    current_jump_fraction: float = Field(0.1, gt=0, le=1)
+    max_resumes: int = Field(3, ge=0, le=100)
+    resume_after_s: Seconds = 10.0
+    settle_s: float = Field(
+        1.0,
+        ge=0,
+        le=MAX_STEP_S,
+        description="seconds after each drive change before the current is watched",
+    )
+
+
+class Burst(_Strict):
+    """The fast camera: keep `pre_s` of frames in its memory and, when a nucleation is
+    detected live in `trigger` (a particle id, or any particle), save `pre_s` before the
+    trigger and `post_s` after it. `pre_s` must cover the live detection's delay (a few
+    frames of the main camera)."""
+
+    trigger: Literal["any"] | Annotated[int, Field(ge=0, le=MAX_COUNT)] = "any"
+    pre_s: float = Field(1.0, gt=0, le=10.0)
+    post_s: float = Field(0.1, gt=0, le=10.0)
+    max_bursts: Count = Field(100, description="bursts saved in a run, at most")
+
+
 class Protocol(_Strict):
     """A whole experiment."""
 
@@ -116,6 +195,10 @@ class Protocol(_Strict):
     frame_rate_hz: FrameRate = 10.0
     exposure_ms: Exposure | None = Field(None, description="camera exposure; default the rig's")
     steps: list[Step] = Field(min_length=1, max_length=MAX_LIST)
+    suspend: Suspend | None = Field(
+        None, description="pause (and abort after repeats) when the heater misbehaves"
+    )
+    burst: Burst | None = Field(None, description="fast-camera bursts on live nucleations")
 
     @field_validator("name")
     @classmethod

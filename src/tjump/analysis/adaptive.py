@@ -1,0 +1,126 @@
+"""The stop rule of an adaptive series: has every particle's mean nucleation time at this
+temperature been measured to the stated relative precision yet?
+
+The estimate is the analysis' own (`kinetics.censored_mean`: Gamma waiting times of a
+fixed shape m, a cycle without a nucleation censored at its own hold). Its precision is
+the observed information of ln(mean) at that estimate: with t the events, h the holds of
+the censored cycles, mu the mean and x = m h / mu,
+
+    I = sum over events of m t / mu  +  sum over censored of x L (m - x + x L),
+
+where L = gamma pdf / survival of x (shape m, scale 1). The standard error of ln(mean) is
+1 / sqrt(I), which is also the relative standard error of the mean. Without censoring it
+is 1 / sqrt(m n) for n events, the familiar result.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from enum import StrEnum
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy import stats
+
+from tjump.analysis.kinetics import censored_mean
+
+FloatArray = NDArray[np.float64]
+
+
+def relative_precision(waiting_s: FloatArray, hold_s: FloatArray, shape: float) -> float:
+    """Relative standard error of one particle's censored mean waiting time over its
+    cycles (`waiting_s` NaN where it did not switch within `hold_s`); NaN without any
+    nucleation (no mean to know)."""
+    t = np.asarray(waiting_s, dtype=np.float64)
+    hold = np.broadcast_to(np.asarray(hold_s, dtype=np.float64), t.shape)
+    mean = censored_mean(t, hold, shape)
+    if not math.isfinite(mean):
+        return float("nan")
+    ev = np.isfinite(t) & (t <= hold)
+    info = float(np.sum(shape * t[ev] / mean))
+    x = shape * hold[~ev] / mean
+    if len(x):
+        hazard = np.exp(stats.gamma.logpdf(x, shape) - stats.gamma.logsf(x, shape))
+        info += float(np.sum(x * hazard * (shape - x + x * hazard)))
+    return 1.0 / math.sqrt(info) if info > 0 else float("inf")
+
+
+@dataclass(frozen=True)
+class SeriesDecision:
+    """Whether a temperature of an adaptive series has had enough cycles, and why."""
+
+    stop: bool
+    reason: str
+    worst_precision: float  # NaN while no particle has a nucleation
+    worst_particle: int  # -1 if none
+    particles_measured: int  # particles with at least one nucleation
+    particles_short: int  # of those, how many are above the target
+
+
+def series_decision(
+    waiting_s: FloatArray,
+    hold_s: FloatArray,
+    tracked: NDArray[np.bool_],
+    target: float,
+    shape: float,
+    min_cycles: int,
+    max_cycles: int,
+) -> SeriesDecision:
+    """Decide after the cycles so far at one temperature: `waiting_s` (particles, cycles)
+    from each jump (NaN: no nucleation in that cycle's hold), `hold_s` (cycles,) the holds,
+    `tracked` the particles that count (not inert)."""
+    waiting = np.asarray(waiting_s, dtype=np.float64)
+    done = waiting.shape[1]
+    precision = np.full(waiting.shape[0], np.nan)
+    for i in np.flatnonzero(tracked):
+        precision[i] = relative_precision(waiting[i], hold_s, shape)
+    measured = np.isfinite(precision) | np.isinf(precision)
+    n_measured = int(measured.sum())
+    short = measured & ~(precision <= target)
+    worst = int(np.nanargmax(np.where(measured, precision, -1.0))) if n_measured else -1
+    worst_value = float(precision[worst]) if worst >= 0 else float("nan")
+    summary = (
+        f"{n_measured - int(short.sum())} of {n_measured} particles' mean nucleation times "
+        f"known to {target:.0%} (worst {worst_value:.1%}, particle {worst})"
+        if n_measured
+        else "no particle has nucleated yet"
+    )
+
+    def verdict(stop: bool, why: str) -> SeriesDecision:
+        return SeriesDecision(stop, why, worst_value, worst, n_measured, int(short.sum()))
+
+    if done >= max_cycles:
+        return verdict(True, f"most cycles ({max_cycles}) done; {summary}")
+    if done < min_cycles:
+        return verdict(False, f"{done} of at least {min_cycles} cycles; {summary}")
+    if n_measured and not short.any():
+        return verdict(True, f"precision reached after {done} cycles: {summary}")
+    return verdict(False, f"after {done} cycles, {summary}")
+
+
+class HoldEnd(StrEnum):
+    """Why a heat step ended: its fixed hold, the switched fraction reached, or its
+    longest hold reached without it."""
+
+    FIXED = "fixed"
+    SWITCHED = "switched"
+    LONGEST = "longest"
+
+
+def hold_end(
+    elapsed_s: float,
+    switched: int,
+    tracked: int,
+    end_when_switched: float,
+    min_hold_s: float,
+    max_hold_s: float,
+) -> HoldEnd | None:
+    """Whether an adaptive heat step ends now, `elapsed_s` after its jump, with `switched`
+    of the `tracked` particles switched; None to go on. A hold never ends before
+    `min_hold_s` and always at `max_hold_s`."""
+    if elapsed_s >= max_hold_s:
+        return HoldEnd.LONGEST
+    if elapsed_s >= min_hold_s and tracked > 0 and switched >= end_when_switched * tracked:
+        return HoldEnd.SWITCHED
+    return None
