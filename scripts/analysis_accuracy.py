@@ -28,7 +28,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from tjump.analysis.pipeline import analyze_recording, write_analysis
+from tjump.analysis.output import write_analysis
+from tjump.analysis.pipeline import analyze_recording
 from tjump.analysis.sizing import load_size_calibration
 from tjump.analysis.truth import load_truth, score
 from tjump.cli.analyze import parse_response

@@ -37,7 +37,8 @@ import numpy as np
 import tifffile
 
 from tjump.analysis.kinetics import film_states, fit_arrhenius
-from tjump.analysis.pipeline import Analysis, analyze_recording
+from tjump.analysis.model import Analysis
+from tjump.analysis.pipeline import analyze_recording
 from tjump.analysis.truth import Truth, load_truth, score, true_nucleation
 from tjump.rig import load_rig
 from tjump.sequencer import plan_run, run_plan
@@ -117,7 +118,7 @@ def reference_and_scores(
     """The reference fit (true times, true film temperature) beside the analysis."""
     rec = analysis.recording
     cycles = analysis.cycles
-    chosen = [j for j, c in enumerate(cycles) if c.series == 1]
+    chosen = analysis.cycles_at(1, used_only=False)
     temps = np.array([cycles[j].temperature_K for j in chosen])
     holds = np.array([cycles[j].hold_s for j in chosen])
     states = film_states(rec.time_s, rec.temperature_K, true_response, analysis.ambient_K)

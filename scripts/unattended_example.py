@@ -15,7 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from tjump.analysis.pipeline import analyze_recording, write_analysis
+from tjump.analysis.output import write_analysis
+from tjump.analysis.pipeline import analyze_recording
 from tjump.protocol import Protocol
 from tjump.protocol.schedule import Segment
 from tjump.protocol.schema import BaselineStep, SeriesStep

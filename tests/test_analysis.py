@@ -17,13 +17,17 @@ import pytest
 import tifffile
 
 from tjump.analysis.events import LiveEvents
-from tjump.analysis.pipeline import Analysis, analyze_recording
+from tjump.analysis.model import Analysis
+from tjump.analysis.output import write_analysis
+from tjump.analysis.pipeline import analyze_recording
 from tjump.analysis.sizing import load_size_calibration
+from tjump.analysis.tables import read_results
 from tjump.analysis.truth import Truth, load_truth, score
 from tjump.cli import main
 from tjump.errors import InputError
 from tjump.sequencer import plan_run, run_plan
 from tjump.storage import RunDirectory
+from tjump.storage.layout import ANALYSIS_TEMPERATURES
 from tjump.storage.repair import repair
 
 from conftest import ROOT, rig_yaml, series_protocol
@@ -183,6 +187,40 @@ def test_cli_writes_tables_figures_and_report(
         assert f"figures/{figure.name}" in report
         assert figure.stat().st_size > 10_000  # a drawn plot, not an empty canvas
     assert not list(tmp_path.glob(".result*"))  # no staging folder left behind
+
+
+def test_what_the_gui_reads_back_is_the_model(
+    analysed: tuple[Analysis, Truth], tmp_path: Path
+) -> None:
+    """particles.csv and events.csv, read through the typed reader, hold the model's
+    values (to the digits written); the per-temperature table is the model's too."""
+    analysis, _ = analysed
+    write_analysis(analysis, tmp_path / "out", figures=False)
+    particles, events = read_results(tmp_path / "out")
+    fits = analysis.fits[1]
+    n = len(analysis.detections)
+    assert particles.particle_id.tolist() == list(range(n))
+    np.testing.assert_allclose(particles.x, analysis.detections.x, atol=5e-4)
+    ea = np.array([f.ea_kj_mol for f in fits])
+    assert np.isfinite(ea).sum() >= 8
+    np.testing.assert_allclose(particles.ea_kj_mol, ea, atol=5e-3, equal_nan=True)
+    np.testing.assert_allclose(
+        particles.ln_prefactor, [f.ln_prefactor for f in fits], atol=5e-4, equal_nan=True
+    )
+    waits = analysis.events.nucleation_s
+    assert len(events.particle_id) == waits.size
+    np.testing.assert_allclose(events.nucleation_s, waits.ravel(), atol=5e-5, equal_nan=True)
+    cycle_temps = [c.temperature_K for c in analysis.cycles]
+    np.testing.assert_allclose(events.temperature_K, np.tile(cycle_temps, n), atol=5e-3)
+    with (tmp_path / "out" / ANALYSIS_TEMPERATURES).open() as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == len(analysis.per_temperature) == n * 3
+    for row, stats in zip(rows, analysis.per_temperature, strict=True):
+        assert int(row["particle_id"]) == stats.particle
+        written = float(row["ml_mean_nucleation_s"] or "nan")
+        np.testing.assert_allclose(written, stats.ml_mean_nucleation_s, atol=5e-4)
+    with pytest.raises(InputError, match="run `tjump analyze`"):
+        read_results(tmp_path)
 
 
 def test_live_events_frame_by_frame_match_the_offline_ones(

@@ -19,11 +19,13 @@ from typing import Any
 
 import numpy as np
 
-from tjump.analysis.pipeline import Analysis, analyze_recording, summary, write_analysis
+from tjump.analysis.model import Analysis
+from tjump.analysis.output import write_analysis
+from tjump.analysis.pipeline import analyze_recording
 from tjump.analysis.sizing import load_size_calibration
 from tjump.analysis.zarr_recording import is_ome_zarr
 from tjump.errors import InputError, TjumpError
-from tjump.storage.layout import FRAMES_CSV, MANIFEST
+from tjump.storage.layout import FRAMES_CSV, GENERIC_FRAMES, MANIFEST, ZARR_JSON
 
 Response = tuple[tuple[float, float], ...]
 
@@ -32,7 +34,7 @@ def is_recording(path: Path) -> bool:
     """A run directory, an OME-Zarr export, or a generic folder (frames.tif + frames.csv)."""
     if not path.is_dir():
         return False
-    generic = (path / "frames.tif").is_file() and (path / FRAMES_CSV).is_file()
+    generic = (path / GENERIC_FRAMES).is_file() and (path / FRAMES_CSV).is_file()
     return (path / MANIFEST).is_file() or is_ome_zarr(path) or generic
 
 
@@ -107,7 +109,7 @@ def sample_name(source: Path) -> str:
     if (source / MANIFEST).is_file():
         manifest = json.loads((source / MANIFEST).read_text(encoding="utf-8"))
     elif is_ome_zarr(source):
-        meta = json.loads((source / "zarr.json").read_text(encoding="utf-8"))
+        meta = json.loads((source / ZARR_JSON).read_text(encoding="utf-8"))
         manifest = meta.get("attributes", {}).get("tjump", {}).get("manifest", {})
     if manifest.get("sample"):
         return str(manifest["sample"])
@@ -144,13 +146,15 @@ def analyze_one(source: Path, output: Path, options: BatchOptions) -> RunOutcome
     try:
         outcome.sample = sample_name(source)
         a = analyze_with(source, output, options)
-        s = summary(a)
-        outcome.frames, outcome.particles = int(s["frames"]), int(s["particles"])
-        outcome.usable, outcome.events = int(s["usable_particles"]), int(s["events"])
+        outcome.frames, outcome.particles = a.recording.frames, len(a.detections)
+        outcome.usable, outcome.events = int(a.detections.usable.sum()), a.event_count
         outcome.series = list(a.series)
         size = a.size_nm if a.size_nm is not None else np.full(len(a.detections), np.nan)
         for series in a.series:
-            outcome.ea_median_kj_mol[series] = s["population"][str(series)].get("ea_median_kj_mol")
+            pop = a.populations[series]
+            outcome.ea_median_kj_mol[series] = (
+                pop.ea_median_kj_mol if pop.particles_with_ea else None
+            )
             for i, fit in enumerate(a.fits[series]):
                 if a.detections.usable[i] and np.isfinite(fit.ea_kj_mol):
                     outcome.particle_ea.append((series, i, float(size[i]), fit.ea_kj_mol))

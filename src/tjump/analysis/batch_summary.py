@@ -3,7 +3,6 @@ particle's Ea pooled, Ea against size per sample, and Ea before and after ablati
 
 from __future__ import annotations
 
-import csv
 import html
 import math
 from pathlib import Path
@@ -11,11 +10,17 @@ from pathlib import Path
 import numpy as np
 
 from tjump.analysis.batch import RunOutcome
-
-RUNS_CSV = "runs.csv"
-PARTICLES_CSV = "particles.csv"
-SAMPLES_CSV = "samples.csv"
-INDEX = "index.html"
+from tjump.analysis.tables import write_csv
+from tjump.storage.layout import (
+    ANALYSIS_FIGURES_DIR,
+    ANALYSIS_REPORT,
+    BATCH_EA_ABLATION,
+    BATCH_EA_VS_SIZE,
+    BATCH_INDEX,
+    BATCH_PARTICLES,
+    BATCH_RUNS,
+    BATCH_SAMPLES,
+)
 
 
 def _fmt(value: float | None, digits: int = 1) -> str:
@@ -25,7 +30,7 @@ def _fmt(value: float | None, digits: int = 1) -> str:
 def _link(outcome: RunOutcome, root: Path) -> str:
     """The run's report (or folder), relative to the summary."""
     folder = Path(outcome.output)
-    report = folder / "report.html"
+    report = folder / ANALYSIS_REPORT
     target = report if report.is_file() else folder
     try:
         return str(target.relative_to(root))
@@ -109,13 +114,6 @@ def particle_rows(outcomes: list[RunOutcome]) -> tuple[list[str], list[list[str]
     return header, rows
 
 
-def _write_csv(path: Path, table: tuple[list[str], list[list[str]]]) -> None:
-    with path.open("w", newline="", encoding="utf-8") as f:
-        out = csv.writer(f)
-        out.writerow(table[0])
-        out.writerows(table[1])
-
-
 def _figures(outcomes: list[RunOutcome], folder: Path) -> list[str]:
     """Ea against size per sample (one colour each; series after ablation hollow) and the
     pooled Ea before and after ablation."""
@@ -150,8 +148,8 @@ def _figures(outcomes: list[RunOutcome], folder: Path) -> list[str]:
         ax.set_ylabel("Ea (kJ/mol)")
         ax.legend(fontsize=7)
         fig.tight_layout()
-        fig.savefig(folder / "ea_vs_size.png", dpi=110)
-        made.append("figures/ea_vs_size.png")
+        fig.savefig(folder / BATCH_EA_VS_SIZE, dpi=110)
+        made.append(f"{ANALYSIS_FIGURES_DIR}/{BATCH_EA_VS_SIZE}")
     plt.close(fig)
     before = [p[3] for o in ok for p in o.particle_ea if p[0] == 1]
     after = [p[3] for o in ok for p in o.particle_ea if p[0] == 2]
@@ -165,8 +163,8 @@ def _figures(outcomes: list[RunOutcome], folder: Path) -> list[str]:
         ax.set_ylabel("particles, all runs")
         ax.legend()
         fig.tight_layout()
-        fig.savefig(folder / "ea_ablation.png", dpi=110)
-        made.append("figures/ea_ablation.png")
+        fig.savefig(folder / BATCH_EA_ABLATION, dpi=110)
+        made.append(f"{ANALYSIS_FIGURES_DIR}/{BATCH_EA_ABLATION}")
         plt.close(fig)
     return made
 
@@ -195,10 +193,10 @@ def write_batch_summary(
     output.mkdir(parents=True, exist_ok=True)
     runs = run_rows(outcomes, output)
     samples = sample_rows(outcomes)
-    _write_csv(output / RUNS_CSV, runs)
-    _write_csv(output / PARTICLES_CSV, particle_rows(outcomes))
-    _write_csv(output / SAMPLES_CSV, samples)
-    images = _figures(outcomes, output / "figures") if figures else []
+    write_csv(output / BATCH_RUNS, runs)
+    write_csv(output / BATCH_PARTICLES, particle_rows(outcomes))
+    write_csv(output / BATCH_SAMPLES, samples)
+    images = _figures(outcomes, output / ANALYSIS_FIGURES_DIR) if figures else []
     ok = sum(o.ok for o in outcomes)
     page = [
         "<!doctype html><meta charset='utf-8'><title>tjump: many runs</title>",
@@ -210,5 +208,5 @@ def write_batch_summary(
         "<h2>Runs</h2>",
         _html_table(runs, "results"),
     ]
-    (output / INDEX).write_text("\n".join(page), encoding="utf-8")
+    (output / BATCH_INDEX).write_text("\n".join(page), encoding="utf-8")
     return {"ok": ok, "failed": len(outcomes) - ok}

@@ -1,32 +1,25 @@
 """The whole analysis of one recording: detection, traces, common mode, events, fits.
 
-`analyze_recording` computes everything and returns an `Analysis` (no files written);
-`write_analysis` writes it to a folder through a temporary sibling that is renamed into
-place at the end, so an interrupted or failed analysis never leaves a half-written result.
-"""
+`analyze_recording` computes everything and returns an `Analysis` (`tjump.analysis.model`);
+it writes nothing (`tjump.analysis.output.write_analysis` does)."""
 
 from __future__ import annotations
 
-import csv
-import json
 import math
-import shutil
-import tempfile
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-from tjump.analysis.detection import Detections, detect_particles
-from tjump.analysis.events import Cycle, EventTable, common_mode, detect_events, find_cycles
+from tjump.analysis.detection import detect_particles
+from tjump.analysis.events import Cycle, common_mode, detect_events, find_cycles
 from tjump.analysis.kinetics import (
     ArrheniusFit,
-    AvramiFit,
     Response,
     arrhenius_line,
     censored_mean,
@@ -37,6 +30,7 @@ from tjump.analysis.kinetics import (
     nucleation_rate,
     survival_curve,
 )
+from tjump.analysis.model import Analysis, EnsembleKinetics, Population, TemperatureStats
 from tjump.analysis.recording import Recording, open_recording
 from tjump.analysis.references import find_inert, read_inert_file
 from tjump.analysis.sizing import SizeCalibration
@@ -47,7 +41,7 @@ from tjump.analysis.thermometry import (
     infer_from_image,
     to_response,
 )
-from tjump.analysis.traces import TraceSet, extract_traces
+from tjump.analysis.traces import extract_traces
 from tjump.errors import InputError
 
 FloatArray = NDArray[np.float64]
@@ -57,79 +51,6 @@ INERT_FLAG = 4  # in particles.csv `flags`: an inert reference (no transition, f
 # the image's response is trusted by `auto` when the fraction of the step reached at 10 s
 # is known to better than this
 IMAGE_MAX_STDERR = 0.05
-
-
-@dataclass
-class EnsembleKinetics:
-    """One temperature of one series, over all usable particles and cycles."""
-
-    series: int
-    temperature_K: float
-    hold_s: float
-    grid_s: FloatArray  # time since the jump
-    remaining: FloatArray  # fraction of particle-cycles not yet switched
-    mean_intensity: FloatArray  # ensemble average of the normalised traces
-    first_order_k: float
-    avrami_switched: AvramiFit | None  # JMAK fit of the switched fraction
-    avrami_intensity: AvramiFit | None  # JMAK fit of the ensemble-averaged dimming
-    nucleation_rate_per_s: float
-
-
-@dataclass
-class Analysis:
-    recording: Recording
-    detections: Detections
-    traces: TraceSet
-    cycles: list[Cycle]
-    common: FloatArray
-    events: EventTable
-    initial_intensity: FloatArray
-    size_nm: FloatArray | None
-    fits: dict[int, list[ArrheniusFit]]  # series -> per particle
-    ensemble: list[EnsembleKinetics]
-    first_order_ea: dict[int, tuple[float, float]]  # series -> (Ea, ln A)
-    skip_cycles: int
-    response: Response | None = None
-    start_K: FloatArray | None = None  # (cycles, components): film state at each jump
-    ambient_K: float = 293.0
-    timings: dict[str, float] = field(default_factory=dict)
-    inert: NDArray[np.bool_] | None = None  # inert reference particles
-    thermometry: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def series(self) -> list[int]:
-        return sorted({c.series for c in self.cycles})
-
-    def used(self, c: Cycle) -> bool:
-        return c.cycle > self.skip_cycles
-
-    def population(self, series: int) -> dict[str, Any]:
-        fits = self.fits[series]
-        usable = self.detections.usable
-        ea = np.array([f.ea_kj_mol for f in fits])
-        ok = usable & np.isfinite(ea)
-        if not ok.any():
-            return {"particles_with_ea": 0}
-        mean = float(np.mean(ea[ok]))
-        outliers = ok & (ea >= 2.0 * mean)
-        core = ok & ~outliers
-        result: dict[str, Any] = {
-            "particles_with_ea": int(ok.sum()),
-            "ea_mean_kj_mol": mean,
-            "ea_median_kj_mol": float(np.median(ea[ok])),
-            "ea_sd_kj_mol": float(np.std(ea[ok], ddof=1)) if ok.sum() > 1 else float("nan"),
-            "ea_mean_without_outliers_kj_mol": float(np.mean(ea[core])) if core.any() else None,
-            "outliers_ea_at_least_twice_mean": [int(i) for i in np.flatnonzero(outliers)],
-        }
-        if self.size_nm is not None:
-            both = ok & np.isfinite(self.size_nm)
-            if both.sum() >= 3:
-                slope, _ = np.polyfit(self.size_nm[both], ea[both], 1)
-                result["ea_vs_size_slope_kj_mol_per_100nm"] = float(slope * 100)
-                result["ea_vs_size_correlation"] = float(
-                    np.corrcoef(self.size_nm[both], ea[both])[0, 1]
-                )
-        return result
 
 
 def _baseline(rec: Recording, first_jump: int) -> tuple[int, int]:
@@ -220,27 +141,6 @@ def analyze_recording(
     initial = np.median(traces.intensity[first : first + count], axis=0)
     size = calibration.size(initial) if calibration is not None else None
     start_K = _start_states(rec, cycles, response, ambient)
-    fits: dict[int, list[ArrheniusFit]] = {}
-    for s in sorted({c.series for c in cycles}):
-        chosen = [j for j, c in enumerate(cycles) if c.series == s and c.cycle > skip_cycles]
-        fits[s] = _fit_series(events.nucleation_s, cycles, chosen, response, start_K, ambient)
-        if inferred is not None and temperature_errors:
-
-            def start_of(moved: Response, chosen: list[int] = chosen) -> FloatArray | None:
-                states = _start_states(rec, cycles, moved, ambient)
-                return states[chosen] if states is not None else None
-
-            fits[s] = with_temperature_errors(
-                fits[s],
-                events.nucleation_s[:, chosen],
-                np.array([cycles[j].temperature_K for j in chosen]),
-                np.array([cycles[j].hold_s for j in chosen]),
-                inferred,
-                start_of,
-                ambient,
-            )
-    timings["arrhenius_s"] = time.perf_counter() - clock
-    clock = time.perf_counter()
     analysis = Analysis(
         rec,
         detections,
@@ -250,7 +150,7 @@ def analyze_recording(
         events,
         initial,
         size,
-        fits,
+        {},
         [],
         {},
         skip_cycles,
@@ -261,9 +161,40 @@ def analyze_recording(
         inert,
         thermometry,
     )
+    _fit(analysis, inferred if temperature_errors else None)
+    timings["arrhenius_s"] = time.perf_counter() - clock
+    clock = time.perf_counter()
     _ensemble(analysis)
+    analysis.per_temperature = _per_temperature(analysis)
+    analysis.populations = {s: population(analysis, s) for s in analysis.series}
     timings["ensemble_s"] = time.perf_counter() - clock
     return analysis
+
+
+def _fit(a: Analysis, inferred: InferredResponse | None) -> None:
+    """Each particle's Arrhenius fit per series, over the cycles used; with `inferred`, its
+    step response's uncertainty added to each Ea's error."""
+    rec, cycles = a.recording, a.cycles
+    for s in a.series:
+        chosen = a.cycles_at(s)
+        a.fits[s] = _fit_series(
+            a.events.nucleation_s, cycles, chosen, a.response, a.start_K, a.ambient_K
+        )
+        if inferred is not None:
+
+            def start_of(moved: Response, chosen: list[int] = chosen) -> FloatArray | None:
+                states = _start_states(rec, cycles, moved, a.ambient_K)
+                return states[chosen] if states is not None else None
+
+            a.fits[s] = with_temperature_errors(
+                a.fits[s],
+                a.events.nucleation_s[:, chosen],
+                np.array([cycles[j].temperature_K for j in chosen]),
+                np.array([cycles[j].hold_s for j in chosen]),
+                inferred,
+                start_of,
+                a.ambient_K,
+            )
 
 
 def _start_states(
@@ -437,18 +368,14 @@ def _ensemble(a: Analysis) -> None:
     period = a.recording.frame_period_s
     corrected = a.traces.intensity / a.common[:, None]
     for s in a.series:
-        temps = sorted({c.temperature_K for c in a.cycles if c.series == s})
+        temps = a.temperatures(s)
         rates: list[float] = []
         for temp in temps:
-            chosen = [
-                j
-                for j, c in enumerate(a.cycles)
-                if c.series == s and c.temperature_K == temp and a.used(c)
-            ]
+            chosen = a.cycles_at(s, temp)
             if not chosen:
                 rates.append(float("nan"))
                 continue
-            hold = min(a.cycles[j].hold_s for j in chosen)
+            hold = a.hold_s(chosen)
             frames = round(hold / period)
             grid = np.arange(frames, dtype=np.float64) * period
             waits = a.events.nucleation_s[usable][:, chosen].ravel()
@@ -493,338 +420,69 @@ def _ensemble(a: Analysis) -> None:
         a.first_order_ea[s] = arrhenius_line(np.array(temps), np.array(rates))
 
 
-# -- writing --------------------------------------------------------------------------------
-
-
-def _fmt(value: float | int | None, digits: int = 4) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, (int, np.integer)):
-        return str(int(value))
-    if not math.isfinite(value):
-        return ""
-    return f"{value:.{digits}f}"
-
-
-def particle_rows(a: Analysis) -> tuple[list[str], list[list[str]]]:
-    d = a.detections
-    header = [
-        "particle_id",
-        "x",
-        "y",
-        "flags",
-        "usable",
-        "intensity_adu",
-        "size_nm",
-        "ea_kj_mol",
-        "ea_stderr_kj_mol",
-        "ea_stderr_temperature_kj_mol",
-        "ln_prefactor",
-        "ln_prefactor_stderr",
-        "waiting_shape",
-        "loglik",
-        "n_events",
-        "n_censored",
-        "n_temperatures",
-        "fit_status",
-        "outlier",
-        "inert",
-    ]
-    later = [s for s in a.series if s > 1]
-    for s in later:
-        header += [
-            f"ea_series{s}_kj_mol",
-            f"ea_series{s}_stderr_kj_mol",
-            f"ln_prefactor_series{s}",
-            f"n_events_series{s}",
-        ]
-    first = a.series[0]
-    pop = a.population(first)
-    outliers = set(pop.get("outliers_ea_at_least_twice_mean", []))
-    rows = []
-    for i in range(len(d)):
-        f = a.fits[first][i]
-        row = [
-            str(i),
-            _fmt(float(d.x[i]), 3),
-            _fmt(float(d.y[i]), 3),
-            str(int(d.flags[i])),
-            str(int(d.usable[i])),
-            _fmt(float(a.initial_intensity[i]), 1),
-            _fmt(float(a.size_nm[i]), 1) if a.size_nm is not None else "",
-            _fmt(f.ea_kj_mol, 2),
-            _fmt(f.ea_stderr_kj_mol, 2),
-            _fmt(f.ea_stderr_temperature_kj_mol, 2),
-            _fmt(f.ln_prefactor, 3),
-            _fmt(f.ln_prefactor_stderr, 3),
-            _fmt(f.shape, 2),
-            _fmt(f.loglik, 2),
-            str(f.n_events),
-            str(f.n_censored),
-            str(f.n_temperatures),
-            f.status,
-            str(int(i in outliers)),
-            str(int(a.inert is not None and bool(a.inert[i]))),
-        ]
-        for s in later:
-            g = a.fits[s][i]
-            row += [
-                _fmt(g.ea_kj_mol, 2),
-                _fmt(g.ea_stderr_kj_mol, 2),
-                _fmt(g.ln_prefactor, 3),
-                str(g.n_events),
-            ]
-        rows.append(row)
-    return header, rows
-
-
-def event_rows(a: Analysis) -> tuple[list[str], list[list[str]]]:
-    header = [
-        "particle_id",
-        "series",
-        "cycle",
-        "temperature_K",
-        "jump_s",
-        "hold_s",
-        "nucleation_s",
-        "censored",
-        "used_in_fit",
-        "frame",
-        "step",
-        "growth_s",
-        "return_s",
-        "t_stat",
-    ]
-    e = a.events
-    rows = []
-    for i in range(len(a.detections)):
-        for j, c in enumerate(a.cycles):
-            t = float(e.nucleation_s[i, j])
-            rows.append(
-                [
-                    str(i),
-                    str(c.series),
-                    str(c.cycle),
-                    _fmt(c.temperature_K, 2),
-                    _fmt(c.jump_s, 3),
-                    _fmt(c.hold_s, 3),
-                    _fmt(t, 4),
-                    str(int(not math.isfinite(t))),
-                    str(int(a.used(c))),
-                    str(int(e.switch_frame[i, j])) if e.switch_frame[i, j] >= 0 else "",
-                    _fmt(float(e.step[i, j]), 4),
-                    _fmt(float(e.growth_s[i, j]), 3),
-                    _fmt(float(e.return_s[i, j]), 3),
-                    _fmt(float(e.t_stat[i, j]), 1),
-                ]
-            )
-    return header, rows
-
-
-def temperature_rows(a: Analysis) -> tuple[list[str], list[list[str]]]:
-    header = [
-        "particle_id",
-        "series",
-        "temperature_K",
-        "cycles",
-        "events",
-        "mean_nucleation_s",
-        "sd_nucleation_s",
-        "ml_mean_nucleation_s",
-        "fit_mean_nucleation_s",
-        "avrami_k",
-        "avrami_n",
-        "avrami_t0_s",
-    ]
-    rows = []
+def _per_temperature(a: Analysis) -> list[TemperatureStats]:
+    """Each particle at each temperature of each series: its waiting times' mean, their
+    censored maximum-likelihood mean, its fit's mean and a JMAK fit of its cycles."""
+    out: list[TemperatureStats] = []
     for s in a.series:
-        temps = sorted({c.temperature_K for c in a.cycles if c.series == s})
+        temps = a.temperatures(s)
         for i in range(len(a.detections)):
             fit = a.fits[s][i]
             for temp in temps:
-                chosen = [
-                    j
-                    for j, c in enumerate(a.cycles)
-                    if c.series == s and c.temperature_K == temp and a.used(c)
-                ]
+                chosen = a.cycles_at(s, temp)
                 if not chosen:
                     continue
                 w = a.events.nucleation_s[i, chosen]
                 ev = w[np.isfinite(w)]
-                hold = min(a.cycles[j].hold_s for j in chosen)
+                hold = a.hold_s(chosen)
                 shape = fit.shape if math.isfinite(fit.shape) else 1.0
                 fitted = (
-                    1.0 / float(fit.rate(np.array([temp]))[0]) if fit.status[:2] == "ok" else None
+                    1.0 / float(fit.rate(np.array([temp]))[0])
+                    if fit.status[:2] == "ok"
+                    else float("nan")
                 )
-                # JMAK of this particle's switched fraction of cycles against time
                 grid = np.linspace(0.0, hold, 201)
                 jmak = fit_avrami(grid, 1.0 - survival_curve(w, hold, grid)) if len(ev) else None
-                rows.append(
-                    [
-                        str(i),
-                        str(s),
-                        _fmt(temp, 2),
-                        str(len(chosen)),
-                        str(len(ev)),
-                        _fmt(float(ev.mean()), 3) if len(ev) else "",
-                        _fmt(float(ev.std(ddof=1)), 3) if len(ev) > 1 else "",
-                        _fmt(censored_mean(w, hold, shape), 3),
-                        _fmt(fitted, 3),
-                        _fmt(jmak.k, 8) if jmak else "",
-                        _fmt(jmak.n, 3) if jmak else "",
-                        _fmt(jmak.t0_s, 3) if jmak else "",
-                    ]
+                out.append(
+                    TemperatureStats(
+                        i,
+                        s,
+                        temp,
+                        len(chosen),
+                        len(ev),
+                        float(ev.mean()) if len(ev) else float("nan"),
+                        float(ev.std(ddof=1)) if len(ev) > 1 else float("nan"),
+                        censored_mean(w, hold, shape),
+                        fitted,
+                        jmak,
+                    )
                 )
-    return header, rows
+    return out
 
 
-def ensemble_rows(a: Analysis) -> tuple[list[str], list[list[str]]]:
-    header = [
-        "series",
-        "temperature_K",
-        "first_order_k_per_s",
-        "avrami_k",
-        "avrami_n",
-        "avrami_t0_s",
-        "avrami_intensity_k",
-        "avrami_intensity_n",
-        "avrami_intensity_t0_s",
-        "nucleation_rate_per_s",
-        "switched_fraction_at_hold_end",
-    ]
-    rows = []
-    for k in a.ensemble:
-        av, ai = k.avrami_switched, k.avrami_intensity
-        rows.append(
-            [
-                str(k.series),
-                _fmt(k.temperature_K, 2),
-                _fmt(k.first_order_k, 5),
-                _fmt(av.k, 6) if av else "",
-                _fmt(av.n, 3) if av else "",
-                _fmt(av.t0_s, 3) if av else "",
-                _fmt(ai.k, 6) if ai else "",
-                _fmt(ai.n, 3) if ai else "",
-                _fmt(ai.t0_s, 3) if ai else "",
-                _fmt(k.nucleation_rate_per_s, 5),
-                _fmt(float(1.0 - k.remaining[-1]), 3) if len(k.remaining) else "",
-            ]
-        )
-    return header, rows
-
-
-def _write_csv(path: Path, table: tuple[list[str], list[list[str]]]) -> None:
-    header, rows = table
-    with path.open("w", newline="", encoding="utf-8") as f:
-        out = csv.writer(f)
-        out.writerow(header)
-        out.writerows(rows)
-
-
-def summary(a: Analysis) -> dict[str, Any]:
-    rec = a.recording
-    e = a.events
-    used = np.array([a.used(c) for c in a.cycles])
-    usable = a.detections.usable
-    result: dict[str, Any] = {
-        "input": str(rec.source),
-        "frames": rec.frames,
-        "frame_shape": list(rec.shape),
-        "frame_period_s": rec.frame_period_s,
-        "exposure_s": rec.exposure_s,
-        "particles": len(a.detections),
-        "usable_particles": int(usable.sum()),
-        "cycles": len(a.cycles),
-        "skip_cycles": a.skip_cycles,
-        "thermal_response": [list(r) for r in a.response] if a.response else None,
-        "thermometry": a.thermometry,
-        "inert_particles": [int(i) for i in np.flatnonzero(a.inert)] if a.inert is not None else [],
-        "series": a.series,
-        "events": int(np.isfinite(e.nucleation_s).sum()),
-        "censored": int((~np.isfinite(e.nucleation_s)).sum()),
-        "events_in_fits": int(np.isfinite(e.nucleation_s[usable][:, used]).sum()),
-        "median_step": float(np.nanmedian(e.step)) if np.isfinite(e.step).any() else None,
-        "median_return_s": float(np.nanmedian(e.return_s))
-        if np.isfinite(e.return_s).any()
-        else None,
-        "population": {str(s): a.population(s) for s in a.series},
-        "first_order_arrhenius": {
-            str(s): {"ea_kj_mol": v[0], "ln_prefactor": v[1]} for s, v in a.first_order_ea.items()
-        },
-        "size_calibration": a.size_nm is not None,
-        "timings_s": a.timings,
-    }
-    clean: dict[str, Any] = json.loads(
-        json.dumps(result, default=_json_default).replace("NaN", "null")
+def population(a: Analysis, series: int) -> Population:
+    """The Ea distribution of a series over the usable particles: mean, median, spread,
+    the outliers (Ea at least twice the mean) and, with sizes, Ea against size."""
+    ea = np.array([f.ea_kj_mol for f in a.fits[series]])
+    ok = a.detections.usable & np.isfinite(ea)
+    if not ok.any():
+        return Population(0)
+    mean = float(np.mean(ea[ok]))
+    outliers = ok & (ea >= 2.0 * mean)
+    core = ok & ~outliers
+    slope = correlation = None
+    if a.size_nm is not None:
+        both = ok & np.isfinite(a.size_nm)
+        if both.sum() >= 3:
+            slope = float(np.polyfit(a.size_nm[both], ea[both], 1)[0] * 100)
+            correlation = float(np.corrcoef(a.size_nm[both], ea[both])[0, 1])
+    return Population(
+        int(ok.sum()),
+        mean,
+        float(np.median(ea[ok])),
+        float(np.std(ea[ok], ddof=1)) if ok.sum() > 1 else float("nan"),
+        float(np.mean(ea[core])) if core.any() else None,
+        tuple(int(i) for i in np.flatnonzero(outliers)),
+        slope,
+        correlation,
     )
-    return clean
-
-
-def _json_default(value: object) -> object:
-    if isinstance(value, np.generic):
-        return value.item()
-    raise TypeError(type(value).__name__)
-
-
-def write_analysis(a: Analysis, output: Path, figures: bool = True) -> Path:
-    """Write every output into `output` (created; a previous analysis there is replaced)."""
-    if output.exists():
-        if not output.is_dir():
-            raise InputError(f"output {output} exists and is not a folder")
-        if any(output.iterdir()) and not (output / "summary.json").is_file():
-            raise InputError(
-                f"output folder {output} already holds files that are not an analysis; "
-                "choose another"
-            )
-    output.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.partial-", dir=output.parent))
-    try:
-        _write_csv(staging / "particles.csv", particle_rows(a))
-        _write_csv(staging / "events.csv", event_rows(a))
-        _write_csv(staging / "temperatures.csv", temperature_rows(a))
-        _write_csv(staging / "ensemble.csv", ensemble_rows(a))
-        rec = a.recording
-        proxy = np.sqrt(np.clip(1.0 / a.common - 1.0, 0.0, None))
-        _write_csv(
-            staging / "common_mode.csv",
-            (
-                ["frame", "time_s", "temperature_K", "common_mode", "defocus_proxy"],
-                [
-                    [
-                        str(k),
-                        f"{rec.time_s[k]:.4f}",
-                        f"{rec.temperature_K[k]:.2f}",
-                        f"{a.common[k]:.5f}",
-                        f"{proxy[k]:.5f}",
-                    ]
-                    for k in range(rec.frames)
-                ],
-            ),
-        )
-        np.savez_compressed(
-            staging / "traces.npz",
-            intensity=a.traces.intensity.astype(np.float32),
-            time_s=rec.time_s,
-            common_mode=a.common,
-            x=a.traces.x,
-            y=a.traces.y,
-            block_start=a.traces.block_start,
-        )
-        clock = time.perf_counter()
-        if figures:
-            from tjump.analysis.report import write_report
-
-            write_report(a, staging)
-        a.timings["report_s"] = time.perf_counter() - clock
-        (staging / "summary.json").write_text(json.dumps(summary(a), indent=2), encoding="utf-8")
-        if output.exists():
-            old = output.with_name(f".{output.name}.old-{time.time_ns()}")
-            output.rename(old)
-            staging.rename(output)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            staging.rename(output)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    return output

@@ -29,7 +29,14 @@ from numpy.lib.stride_tricks import as_strided
 from numpy.typing import NDArray
 
 from tjump.errors import InputError
-from tjump.storage.layout import FRAMES_CSV, FRAMES_DIR, MANIFEST, TRUTH_DIR
+from tjump.storage.layout import (
+    FRAMES_CSV,
+    FRAMES_DIR,
+    GENERIC_FRAMES,
+    MANIFEST,
+    TRUTH_DIR,
+    ZARR_JSON,
+)
 from tjump.storage.scan import Page
 from tjump.storage.table import read_columns
 from tjump.storage.verify import require_consistent
@@ -293,12 +300,12 @@ def open_recording(path: Path, keep_interrupted: bool = False) -> Recording:
         raise InputError(f"input not found: {path}")
     if path.is_dir() and (path / MANIFEST).is_file():
         return _open_run(path, keep_interrupted)
-    if path.is_dir() and (path / "zarr.json").is_file():
+    if path.is_dir() and (path / ZARR_JSON).is_file():
         from tjump.analysis.zarr_recording import open_zarr_recording  # builds on this module
 
         return open_zarr_recording(path)
     folder = path if path.is_dir() else path.parent
-    tif, table = folder / "frames.tif", folder / FRAMES_CSV
+    tif, table = folder / GENERIC_FRAMES, folder / FRAMES_CSV
     if not tif.is_file() or not table.is_file():
         raise InputError(
             f"{path} is neither a tjump run directory (manifest.json) nor a generic recording "

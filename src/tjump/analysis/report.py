@@ -1,4 +1,5 @@
-"""Figures (PNG, matplotlib's Agg backend) and a one-page HTML report of an analysis."""
+"""Figures (PNG, matplotlib's Agg backend) and a one-page HTML report of an analysis.
+Drawing only: every value comes from the `Analysis` model."""
 
 from __future__ import annotations
 
@@ -16,8 +17,10 @@ from matplotlib.figure import Figure
 from numpy.typing import NDArray
 from scipy import stats
 
-from tjump.analysis.kinetics import R_KJ, censored_mean
-from tjump.analysis.pipeline import Analysis, summary
+from tjump.analysis.kinetics import R_KJ
+from tjump.analysis.model import Analysis, TemperatureStats
+from tjump.analysis.tables import summary
+from tjump.storage.layout import ANALYSIS_FIGURES_DIR, ANALYSIS_REPORT
 
 FloatArray = NDArray[np.float64]
 
@@ -34,6 +37,14 @@ def _examples(a: Analysis, count: int = 4) -> list[int]:
     n_events = np.isfinite(a.events.nucleation_s).sum(axis=1)
     order = np.argsort(-n_events * a.detections.usable)
     return [int(i) for i in order[:count] if n_events[i] > 0]
+
+
+def _stats(a: Analysis, particle: int, series: int, temperature_K: float) -> TemperatureStats:
+    return next(
+        t
+        for t in a.per_temperature
+        if (t.particle, t.series, t.temperature_K) == (particle, series, temperature_K)
+    )
 
 
 def fig_detections(a: Analysis, path: Path) -> str:
@@ -65,7 +76,7 @@ def fig_traces(a: Analysis, path: Path) -> str:
         ax = axes[row, 0]
         offset = 0.0
         for s, temp in temps:
-            js = [j for j, c in enumerate(a.cycles) if (c.series, c.temperature_K) == (s, temp)]
+            js = a.cycles_at(s, temp, used_only=False)
             j = next((j for j in js if math.isfinite(a.events.nucleation_s[i, j])), js[0])
             c = a.cycles[j]
             sl = slice(c.pre_first, c.end)
@@ -80,7 +91,7 @@ def fig_traces(a: Analysis, path: Path) -> str:
     ax = axes[-1, 0]
     offset = 0.0
     for s, temp in temps:
-        js = [j for j, c in enumerate(a.cycles) if (c.series, c.temperature_K) == (s, temp)]
+        js = a.cycles_at(s, temp, used_only=False)
         c = a.cycles[js[0]]
         sl = slice(c.pre_first, c.end)
         t = rec.time_s[sl] - c.jump_s
@@ -101,15 +112,11 @@ def fig_histograms(a: Analysis, path: Path) -> str:
     usable = a.detections.usable
     for k, (s, temp) in enumerate(keys):
         ax = axes[k // cols, k % cols]
-        chosen = [
-            j
-            for j, c in enumerate(a.cycles)
-            if (c.series, c.temperature_K) == (s, temp) and a.used(c)
-        ]
+        chosen = a.cycles_at(s, temp)
         if not chosen:
             ax.set_visible(False)
             continue
-        hold = min(a.cycles[j].hold_s for j in chosen)
+        hold = a.hold_s(chosen)
         pooled = a.events.nucleation_s[usable][:, chosen].ravel()
         pooled = pooled[np.isfinite(pooled)]
         bins = np.linspace(0, hold, 26)
@@ -120,7 +127,7 @@ def fig_histograms(a: Analysis, path: Path) -> str:
             ax.hist(own[np.isfinite(own)], bins=bins, histtype="step", density=True, color="C0")
             fit = a.fits[s][i]
             if math.isfinite(fit.ea_kj_mol):
-                mean = 1.0 / float(fit.rate(np.array([temp]))[0])
+                mean = _stats(a, i, s, temp).fit_mean_nucleation_s
                 t = np.linspace(0, hold, 200)
                 pdf = stats.gamma.pdf(t, fit.shape, scale=mean / fit.shape)
                 ax.plot(t, pdf, color="C0", lw=1, label=f"#{i} fit")
@@ -136,20 +143,10 @@ def fig_arrhenius(a: Analysis, path: Path) -> str:
     fig, axes = plt.subplots(1, len(a.series), figsize=(5 * len(a.series), 4), squeeze=False)
     for col, s in enumerate(a.series):
         ax = axes[0, col]
-        temps = sorted({c.temperature_K for c in a.cycles if c.series == s})
+        temps = a.temperatures(s)
         for n, i in enumerate(_examples(a, 6)):
             fit = a.fits[s][i]
-            pts = []
-            for temp in temps:
-                chosen = [
-                    j
-                    for j, c in enumerate(a.cycles)
-                    if c.series == s and c.temperature_K == temp and a.used(c)
-                ]
-                hold = min(a.cycles[j].hold_s for j in chosen)
-                shape = fit.shape if math.isfinite(fit.shape) else 1.0
-                mean = censored_mean(a.events.nucleation_s[i, chosen], hold, shape)
-                pts.append(mean)
+            pts = [_stats(a, i, s, temp).ml_mean_nucleation_s for temp in temps]
             inv = 1000.0 / np.array(temps)
             ax.plot(inv, -np.log(pts), "o", color=f"C{n}", ms=4)
             if math.isfinite(fit.ea_kj_mol):
@@ -216,11 +213,7 @@ def fig_ensemble(a: Analysis, path: Path) -> str:
     if examples and a.ensemble:
         i = examples[0]
         k = a.ensemble[0]
-        j = next(
-            j
-            for j, c in enumerate(a.cycles)
-            if (c.series, c.temperature_K) == (k.series, k.temperature_K)
-        )
+        j = a.cycles_at(k.series, k.temperature_K, used_only=False)[0]
         c = a.cycles[j]
         y = a.traces.intensity[c.first : c.first + len(k.grid_s), i]
         y = y / a.common[c.first : c.first + len(y)] / a.events.level[i, j]
@@ -258,7 +251,7 @@ def _table(rows: list[list[str]], header: list[str]) -> str:
 
 def write_report(a: Analysis, folder: Path) -> list[str]:
     """Write the figures and report.html into `folder`; returns the figure file names."""
-    figures = folder / "figures"
+    figures = folder / ANALYSIS_FIGURES_DIR
     figures.mkdir(exist_ok=True)
     names = [
         fig_detections(a, figures / "detections.png"),
@@ -308,7 +301,7 @@ def write_report(a: Analysis, folder: Path) -> list[str]:
                 f.status,
             ]
         )
-    images = "".join(f'<p><img src="figures/{n}" alt="{n}"></p>' for n in names)
+    images = "".join(f'<p><img src="{ANALYSIS_FIGURES_DIR}/{n}" alt="{n}"></p>' for n in names)
     page = f"""<!DOCTYPE html>
 <html><head><meta charset="utf-8"><title>tjump analysis</title>
 <style>body{{font-family:sans-serif;max-width:1100px;margin:auto}}
@@ -329,5 +322,5 @@ are heater setpoints.</p>
     }
 </body></html>
 """
-    (folder / "report.html").write_text(page, encoding="utf-8")
+    (folder / ANALYSIS_REPORT).write_text(page, encoding="utf-8")
     return names

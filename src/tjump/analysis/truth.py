@@ -16,7 +16,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from tjump.analysis.kinetics import fit_arrhenius
-from tjump.analysis.pipeline import Analysis
+from tjump.analysis.model import Analysis
+from tjump.storage.layout import TRUTH_PARTICLES, TRUTH_TRANSITIONS
 
 FloatArray = NDArray[np.float64]
 
@@ -36,9 +37,9 @@ class Truth:
 
 
 def load_truth(directory: Path) -> Truth:
-    with (directory / "particles.csv").open(newline="") as f:
+    with (directory / TRUTH_PARTICLES).open(newline="") as f:
         rows = list(csv.DictReader(f))
-    with (directory / "transitions.csv").open(newline="") as f:
+    with (directory / TRUTH_TRANSITIONS).open(newline="") as f:
         switches = [r for r in csv.DictReader(f) if r["direction"] == "LS->HS"]
 
     def col(name: str) -> FloatArray:
@@ -101,7 +102,7 @@ def score(analysis: Analysis, truth: Truth, match_px: float = 1.5) -> dict[str, 
 
     ea_rel: dict[str, Any] = {}
     for s in analysis.series:
-        chosen = [j for j, c in enumerate(analysis.cycles) if c.series == s and analysis.used(c)]
+        chosen = analysis.cycles_at(s)
         temps = np.array([analysis.cycles[j].temperature_K for j in chosen])
         holds = np.array([analysis.cycles[j].hold_s for j in chosen])
         # after ablation the simulator moves Ea towards the ablated value by the fraction

@@ -21,9 +21,8 @@ from numpy.typing import NDArray
 
 from tjump.analysis.recording import FloatArray, Recording
 from tjump.errors import InputError
+from tjump.storage.layout import ZARR_JSON
 from tjump.storage.zarr_export import FRAMES_GROUP, IMAGE, open_image
-
-ZARR_JSON = "zarr.json"
 
 
 def is_ome_zarr(path: Path) -> bool:

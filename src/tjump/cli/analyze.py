@@ -8,7 +8,6 @@ from typing import Annotated, Any
 import typer
 
 from tjump.analysis.batch import BatchOptions, analyze_with, find_recordings, is_recording
-from tjump.analysis.pipeline import summary
 from tjump.analysis.sizing import load_size_calibration
 from tjump.cli.batch import analyze_many
 from tjump.cli.console import console
@@ -166,16 +165,21 @@ def _analyze_one(recording: Path, output: Path, options: BatchOptions) -> None:
         kept = options.keep_interrupted
         done = "kept" if kept else "left out (--keep-interrupted keeps them)"
         typer.echo(f"{cut} frames of interrupted cycles {done}")
-    s = summary(analysis)
-    pop = s["population"][str(analysis.series[0])]
-    ea = pop.get("ea_median_kj_mol")
-    ea_text = f", median Ea {ea:.0f} kJ/mol over {pop['particles_with_ea']}" if ea else ""
-    typer.echo(
-        f"{s['particles']} particles ({s['usable_particles']} usable, "
-        f"{len(s['inert_particles'])} inert), {s['cycles']} cycles, "
-        f"{s['events']} events, {s['censored']} censored{ea_text} -> {output}"
+    a = analysis
+    pop = a.populations[a.series[0]]
+    ea_text = (
+        f", median Ea {pop.ea_median_kj_mol:.0f} kJ/mol over {pop.particles_with_ea}"
+        if pop.particles_with_ea
+        else ""
     )
-    typer.echo(thermometer_line(s["thermometry"]))
+    inert = int(a.inert.sum()) if a.inert is not None else 0
+    censored = a.events.nucleation_s.size - a.event_count
+    typer.echo(
+        f"{len(a.detections)} particles ({int(a.detections.usable.sum())} usable, "
+        f"{inert} inert), {len(a.cycles)} cycles, "
+        f"{a.event_count} events, {censored} censored{ea_text} -> {output}"
+    )
+    typer.echo(thermometer_line(a.thermometry))
 
 
 def thermometer_line(report: dict[str, Any]) -> str:

@@ -11,9 +11,10 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from tjump.analysis.batch import BatchOptions, RunOutcome, run_batch
-from tjump.analysis.batch_summary import INDEX, write_batch_summary
+from tjump.analysis.batch_summary import write_batch_summary
 from tjump.cli.console import console
 from tjump.errors import InputError
+from tjump.storage.layout import BATCH_INDEX
 
 
 def _client(scheduler: str | None, workers: int | None) -> Any:
@@ -77,7 +78,7 @@ def analyze_many(
     typer.echo(
         f"{counts['ok']} of {len(outcomes)} runs analysed"
         + (f", {counts['failed']} failed" if counts["failed"] else "")
-        + f" -> {output / INDEX}"
+        + f" -> {output / BATCH_INDEX}"
     )
     if failed:
         raise typer.Exit(1)

@@ -1,5 +1,6 @@
 """Results of a finished run: what `tjump analyze` wrote (particles.csv, events.csv and
-its figures), drawn so each point can be clicked to see that particle's trace."""
+its figures, read back through `tjump.analysis.tables.read_results`), drawn so each point
+can be clicked to see that particle's trace."""
 
 from __future__ import annotations
 
@@ -15,32 +16,23 @@ import pyqtgraph as pg
 from numpy.typing import NDArray
 from qtpy import QtCore, QtGui, QtWidgets
 
+from tjump.analysis.kinetics import R_KJ
+from tjump.analysis.tables import EventResults, ParticleResults, read_results
 from tjump.errors import InputError
 from tjump.gui.histograms import draw_histograms, histogram_groups
 from tjump.gui.style import hide_row_numbers
-from tjump.storage.layout import FRAMES_CSV, LIVE_PARTICLES, LIVE_TRACES, MANIFEST
+from tjump.storage.layout import (
+    ANALYSIS_FIGURES_DIR,
+    ANALYSIS_TRACES,
+    FRAMES_CSV,
+    LIVE_PARTICLES,
+    LIVE_TRACES,
+    MANIFEST,
+)
 
 FloatArray = NDArray[np.float64]
-R_KJ = 8.314462618e-3  # gas constant, kJ/(mol K)
-ANALYSIS_TRACES = "traces.npz"  # written by `tjump analyze`: intensity, time_s
+__all__ = ["R_KJ", "Results", "ResultsView"]
 _MATCH_PX = 2.0  # an analysis particle and a live one this close are the same
-_PARTICLE_COLUMNS = ("particle_id", "x", "y", "size_nm", "ea_kj_mol", "ea_stderr_kj_mol")
-
-
-def _number(text: str | None) -> float:
-    try:
-        return float(text) if text not in (None, "") else math.nan
-    except ValueError:
-        return math.nan
-
-
-def _read_csv(path: Path, required: tuple[str, ...]) -> list[dict[str, str]]:
-    with path.open(newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f)
-        missing = [c for c in required if c not in (reader.fieldnames or [])]
-        if missing:
-            raise InputError(f"{path} lacks the column(s) {', '.join(missing)}")
-        return list(reader)
 
 
 @dataclass
@@ -48,8 +40,8 @@ class Results:
     """The analysis tables of one run, and its live traces when they are there."""
 
     folder: Path
-    particles: list[dict[str, str]]
-    events: list[dict[str, str]]
+    particles: ParticleResults
+    events: EventResults
     figures: list[Path]
     trace_time_s: FloatArray | None = None
     traces: dict[int, FloatArray] = field(default_factory=dict)
@@ -57,17 +49,9 @@ class Results:
     @classmethod
     def load(cls, folder: Path) -> Results:
         """Read `folder` (an analysis output, or a run directory holding one)."""
-        particles_csv, events_csv = folder / "particles.csv", folder / "events.csv"
-        if not particles_csv.is_file() or not events_csv.is_file():
-            raise InputError(
-                f"{folder} has no particles.csv and events.csv: run `tjump analyze` on it first"
-            )
-        results = cls(
-            folder,
-            _read_csv(particles_csv, ("particle_id", "ea_kj_mol")),
-            _read_csv(events_csv, ("particle_id", "temperature_K", "nucleation_s")),
-            sorted([*folder.glob("*.png"), *folder.glob("figures/*.png")]),
-        )
+        particles, events = read_results(folder)
+        figures = [*folder.glob("*.png"), *folder.glob(f"{ANALYSIS_FIGURES_DIR}/*.png")]
+        results = cls(folder, particles, events, sorted(figures))
         if (folder / ANALYSIS_TRACES).is_file():
             results._load_analysis_traces(folder / ANALYSIS_TRACES)
         else:
@@ -94,26 +78,33 @@ class Results:
         self.trace_time_s = np.array([times.get(int(i), math.nan) for i in frames])
         live_x, live_y = np.atleast_1d(live["x"]), np.atleast_1d(live["y"])
         live_id = np.atleast_1d(live["particle_id"]).astype(int)
-        x, y = self.column("x"), self.column("y")
-        for p, px, py in zip(self.ids(), x, y, strict=True):
+        p = self.particles
+        for i, px, py in zip(self.ids(), p.x, p.y, strict=True):
             distance = np.hypot(live_x - px, live_y - py)
             if len(distance) and distance.min() <= _MATCH_PX:
-                self.traces[p] = np.atleast_1d(table[f"p{live_id[int(distance.argmin())]}"])
-
-    def column(self, name: str) -> FloatArray:
-        return np.array([_number(p.get(name)) for p in self.particles])
+                self.traces[i] = np.atleast_1d(table[f"p{live_id[int(distance.argmin())]}"])
 
     def ids(self) -> list[int]:
-        return [int(p["particle_id"]) for p in self.particles]
+        return [int(i) for i in self.particles.particle_id]
+
+    def row(self, particle: int) -> int | None:
+        """The row of `particle` in the particle table."""
+        rows = np.flatnonzero(self.particles.particle_id == particle)
+        return int(rows[0]) if len(rows) else None
 
     def nucleations(self) -> list[tuple[int, float, float]]:
         """(particle, temperature_K, nucleation_s) of every cycle that switched."""
-        out = []
-        for e in self.events:
-            seconds = _number(e.get("nucleation_s"))
-            if math.isfinite(seconds):
-                out.append((int(e["particle_id"]), _number(e["temperature_K"]), seconds))
-        return out
+        e = self.events
+        switched = np.isfinite(e.nucleation_s)
+        return [
+            (int(p), float(t), float(s))
+            for p, t, s in zip(
+                e.particle_id[switched],
+                e.temperature_K[switched],
+                e.nucleation_s[switched],
+                strict=True,
+            )
+        ]
 
     def arrhenius(self) -> dict[int, tuple[FloatArray, FloatArray]]:
         """Per particle: 1000/T and ln(1 / mean nucleation time) at each temperature."""
@@ -126,6 +117,9 @@ class Results:
         return {
             p: (np.array([x for x, _ in v]), np.array([y for _, y in v])) for p, v in points.items()
         }
+
+
+_TABLE_COLUMNS = ("particle_id", "x", "y", "size_nm", "ea_kj_mol", "ea_stderr_kj_mol")
 
 
 class ResultsView(QtWidgets.QWidget):
@@ -143,8 +137,8 @@ class ResultsView(QtWidgets.QWidget):
         self.recent_button.clicked.connect(lambda: self._recent and self.open(self._recent))
         self.message = QtWidgets.QLabel("open a folder written by `tjump analyze`")
         self.message.setWordWrap(True)
-        self.table = QtWidgets.QTableWidget(0, len(_PARTICLE_COLUMNS))
-        self.table.setHorizontalHeaderLabels(_PARTICLE_COLUMNS)
+        self.table = QtWidgets.QTableWidget(0, len(_TABLE_COLUMNS))
+        self.table.setHorizontalHeaderLabels(_TABLE_COLUMNS)
         hide_row_numbers(self.table)
         self.table.setSelectionBehavior(QtWidgets.QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setEditTriggers(QtWidgets.QAbstractItemView.EditTrigger.NoEditTriggers)
@@ -211,7 +205,7 @@ class ResultsView(QtWidgets.QWidget):
         n_events = len(results.nucleations())
         traces = "with live traces" if results.traces else "no traces in this folder"
         self.message.setText(
-            f"{folder}: {len(results.particles)} particles, {n_events} nucleations, {traces}"
+            f"{folder}: {len(results.ids())} particles, {n_events} nucleations, {traces}"
         )
         self._fill_table(results)
         self.histogram.clear()
@@ -221,27 +215,24 @@ class ResultsView(QtWidgets.QWidget):
         self._draw_ea_size(results)
         self.figures.clear()
         self.figures.addItems([p.name for p in results.figures])
-        self.select(results.ids()[0] if results.particles else None)
+        self.select(results.ids()[0] if results.ids() else None)
         return results
 
     def _fill_table(self, results: Results) -> None:
+        p = results.particles
+        columns = (p.particle_id, p.x, p.y, p.size_nm, p.ea_kj_mol, p.ea_stderr_kj_mol)
         self.table.blockSignals(True)
-        self.table.setRowCount(len(results.particles))
-        for row, p in enumerate(results.particles):
-            for col, name in enumerate(_PARTICLE_COLUMNS):
-                value = _number(p.get(name))
+        self.table.setRowCount(len(p.particle_id))
+        for col, values in enumerate(columns):
+            for row, value in enumerate(values.tolist()):
                 text = "" if not math.isfinite(value) else f"{value:g}"
                 self.table.setItem(row, col, QtWidgets.QTableWidgetItem(text))
         self.table.resizeColumnsToContents()
         self.table.blockSignals(False)
 
     def _draw_ea_size(self, results: Results) -> None:
-        size, ea, err = (
-            results.column("size_nm"),
-            results.column("ea_kj_mol"),
-            results.column("ea_stderr_kj_mol"),
-        )
-        ids = np.array(results.ids())
+        p = results.particles
+        size, ea, err, ids = p.size_nm, p.ea_kj_mol, p.ea_stderr_kj_mol, p.particle_id
         x = np.where(np.isfinite(size), size, ids)  # without a size calibration: by id
         self.ea_size.setLabel("bottom", "size (nm)" if np.isfinite(size).any() else "particle")
         ok = np.isfinite(ea)
@@ -262,18 +253,20 @@ class ResultsView(QtWidgets.QWidget):
             pen = pg.mkPen(255, 200, 0, width=2) if chosen else pg.mkPen(120, 120, 140, 120)
             item = self.arrhenius.plot(x, y, pen=pen, symbol="o", symbolSize=6 if chosen else 4)
             item.setZValue(10 if chosen else 0)
-        row = next((r for r in results.particles if int(r["particle_id"]) == particle), None)
+        row = results.row(particle)
         if row is not None:
-            self._draw_fit(row)
+            self._draw_fit(results, row)
         self.trace.setTitle(f"particle {particle}")
         if results.trace_time_s is not None and particle in results.traces:
             self.trace.plot(
                 results.trace_time_s, results.traces[particle], pen=pg.mkPen(90, 200, 255)
             )
 
-    def _draw_fit(self, row: dict[str, str]) -> None:
-        ea, ln_a = _number(row.get("ea_kj_mol")), _number(row.get("ln_prefactor"))
-        points = self.results.arrhenius().get(int(row["particle_id"])) if self.results else None
+    def _draw_fit(self, results: Results, row: int) -> None:
+        p = results.particles
+        particle = int(p.particle_id[row])
+        ea, ln_a = float(p.ea_kj_mol[row]), float(p.ln_prefactor[row])
+        points = results.arrhenius().get(particle)
         if not (math.isfinite(ea) and math.isfinite(ln_a)) or points is None or not len(points[0]):
             return
         x = np.linspace(points[0].min(), points[0].max(), 2)
@@ -282,7 +275,7 @@ class ResultsView(QtWidgets.QWidget):
             ln_a - ea * x / (1000 * R_KJ),
             pen=pg.mkPen(255, 90, 90, style=QtCore.Qt.PenStyle.DashLine),
         )
-        self.arrhenius.setTitle(f"Arrhenius: particle {row['particle_id']}, Ea = {ea:.0f} kJ/mol")
+        self.arrhenius.setTitle(f"Arrhenius: particle {particle}, Ea = {ea:.0f} kJ/mol")
 
     def _point_clicked(self, _item: object, points: list[Any], _event: object) -> None:
         if len(points):

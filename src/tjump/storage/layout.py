@@ -30,6 +30,28 @@ RUN_CALIBRATION = "heater-calibration.csv"
 RUN_HEATER_MODEL = "heater-model.yaml"
 RUN_MM_CONFIG = "micro-manager.cfg"
 LIVE_TRACES = "live-traces.csv"
+GENERIC_FRAMES = "frames.tif"  # a generic recording: one multi-page TIFF beside frames.csv
+ZARR_JSON = "zarr.json"  # the root of an OME-Zarr export
+# the simulator's truth, in TRUTH_DIR
+TRUTH_PARTICLES = "particles.csv"
+TRUTH_TRANSITIONS = "transitions.csv"
+# what `tjump analyze` writes into its output folder
+ANALYSIS_PARTICLES = "particles.csv"
+ANALYSIS_EVENTS = "events.csv"
+ANALYSIS_TEMPERATURES = "temperatures.csv"
+ANALYSIS_ENSEMBLE = "ensemble.csv"
+ANALYSIS_COMMON_MODE = "common_mode.csv"
+ANALYSIS_TRACES = "traces.npz"
+ANALYSIS_SUMMARY = "summary.json"
+ANALYSIS_REPORT = "report.html"
+ANALYSIS_FIGURES_DIR = "figures"
+# what a batch of runs adds beside the runs' folders
+BATCH_RUNS = "runs.csv"
+BATCH_PARTICLES = "particles.csv"
+BATCH_SAMPLES = "samples.csv"
+BATCH_INDEX = "index.html"
+BATCH_EA_VS_SIZE = "ea_vs_size.png"
+BATCH_EA_ABLATION = "ea_ablation.png"
 INPUT_FILES = frozenset({RUN_PROTOCOL, RUN_RIG, RUN_CALIBRATION, RUN_MM_CONFIG})
 SET_ASIDE_DIR = "set-aside"
 WRITER_LOCK = ".writer.lock"
