@@ -37,6 +37,21 @@ FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
 
 PRE_FRAMES = 20  # frames before each jump that set the particle's level
+HEAT, ABLATION = "heat", "ablation"  # the recorded `kind` of heating and ablation frames
+
+
+@dataclass(frozen=True)
+class StepRule:
+    """When a change in a trace normalised to its level before the jump is an event, not
+    noise: at least `min_step` of that level, and at least `min_t` noise standard
+    deviations of the difference between the two levels. The offline and the live
+    detectors both use it."""
+
+    min_step: float = 0.05
+    min_t: float = 6.0
+
+
+EVENT_RULE = StepRule()
 
 
 @dataclass(frozen=True)
@@ -70,9 +85,9 @@ def find_cycles(
     ablation_K: float = 450.0,
 ) -> tuple[list[Cycle], list[tuple[int, int]]]:
     """Heating cycles and ablation segments (start, end) of a recording."""
-    if kind is not None and "heat" in kind:
-        heat = np.array([k == "heat" for k in kind])
-        ablation_mask = np.array([k == "ablation" for k in kind])
+    if kind is not None and HEAT in kind:
+        heat = np.array([k == HEAT for k in kind])
+        ablation_mask = np.array([k == ABLATION for k in kind])
     else:
         low = float(np.min(temperature_K))
         hot = temperature_K > low + 2.0
@@ -218,8 +233,8 @@ def detect_events(
     exposure_s: float,
     period_s: float,
     common: FloatArray | None = None,
-    min_step: float = 0.05,
-    min_t: float = 6.0,
+    min_step: float = EVENT_RULE.min_step,
+    min_t: float = EVENT_RULE.min_t,
     need_return: bool = False,
     inert: NDArray[np.bool_] | None = None,
 ) -> EventTable:
@@ -303,86 +318,3 @@ def common_mode(
         med = np.where(enough, med_ls, med_all)
         common[lo:hi] = np.where(np.isfinite(med), med, 1.0)
     return common
-
-
-@dataclass(frozen=True)
-class LiveEvent:
-    particle: int
-    cycle: int  # heating segments seen so far, from 1
-    nucleation_s: float  # from the jump
-    step: float  # relative drop
-
-
-class LiveEvents:
-    """The same step finder, frame by frame (for the sequencer and the GUI).
-
-    Feed each frame's time, whether the heater is in a heating segment, and the particles'
-    intensities (a row of `OnlineTraces`). During heating every particle not yet switched is
-    checked for a drop once `confirm_frames` frames have followed it, so an event is reported
-    about `confirm_frames` frames after it happens, with the same sub-frame time as offline.
-    Without the common-mode reference (it needs the whole population's states), so slightly
-    less precise than `detect_events`."""
-
-    def __init__(
-        self,
-        exposure_s: float,
-        period_s: float,
-        confirm_frames: int = 3,
-        min_step: float = 0.05,
-        min_t: float = 6.0,
-    ) -> None:
-        self.exposure_s = exposure_s
-        self.period_s = period_s
-        self.confirm_frames = confirm_frames
-        self.min_step = min_step
-        self.min_t = min_t
-        self.cycle = 0
-        self._pre: list[FloatArray] = []
-        self._pre_times: list[float] = []
-        self._rows: list[FloatArray] = []
-        self._times: list[float] = []
-        self._heating = False
-        self._done: NDArray[np.bool_] | None = None
-        self._jump_index = 0
-        self._jump_s = 0.0
-
-    def add(self, time_s: float, heating: bool, intensity: FloatArray) -> list[LiveEvent]:
-        row = np.asarray(intensity, dtype=np.float64)
-        if not heating:
-            self._heating = False
-            self._pre = [*self._pre[-(PRE_FRAMES - 1) :], row]
-            self._pre_times = [*self._pre_times[-(PRE_FRAMES - 1) :], time_s]
-            return []
-        if not self._heating:  # the jump
-            self._heating = True
-            self.cycle += 1
-            self._rows = list(self._pre)
-            self._times = list(self._pre_times)
-            self._jump_index = len(self._rows)
-            self._jump_s = time_s
-            self._done = np.zeros(len(row), dtype=bool)
-        self._rows.append(row)
-        self._times.append(time_s)
-        if len(self._rows) - self._jump_index < self.confirm_frames + 1 or self._done is None:
-            return []
-        block = np.asarray(self._rows)
-        times = np.asarray(self._times)
-        found: list[LiveEvent] = []
-        for i in np.flatnonzero(~self._done):
-            pre = block[: self._jump_index, i]
-            if len(pre) == 0:
-                continue
-            level = float(np.median(pre))
-            if level <= 0:
-                continue
-            # look only at candidates with enough frames after them to confirm
-            y = block[:, i] / level
-            step = find_step(y, 0, max(self._jump_index, 2), True, self.min_step, self.min_t)
-            if step is None or len(y) - 1 - step.frame < self.confirm_frames:
-                continue
-            t = switch_time(step, times, self.exposure_s, self.period_s)
-            self._done[i] = True
-            found.append(
-                LiveEvent(int(i), self.cycle, max(t - self._jump_s, 0.0), step.local_change)
-            )
-        return found

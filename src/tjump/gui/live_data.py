@@ -1,8 +1,9 @@
 """What a run emits, turned into what the GUI shows, in a thread of its own.
 
 The acquisition thread only calls the `on_*` methods, which store the latest frame and
-put everything else on a queue; a consumer thread fills the trace, heater and nucleation
-tables; the GUI thread takes small, decimated copies with `snapshot`."""
+put everything else on a queue; a consumer thread fills the trace and heater tables and
+feeds the live nucleation detector (`tjump.analysis.live.LiveDetector`, the offline rule
+frame by frame); the GUI thread takes small, decimated copies with `snapshot`."""
 
 from __future__ import annotations
 
@@ -15,8 +16,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from tjump.analysis import Detections
-from tjump.gui.nucleation import NucleationEvent, NucleationTracker
+from tjump.analysis import Detections, LiveDetector, LiveEvent
 from tjump.sequencer import RunEvents
 from tjump.storage.layout import FrameRecord
 
@@ -51,24 +51,27 @@ class Snapshot:
     reference: FloatArray = field(default_factory=lambda: np.empty(0))
     overview: FloatArray | None = None  # particles x time, corrected intensity
     spans: list[HeatSpan] = field(default_factory=list)
-    events: list[NucleationEvent] = field(default_factory=list)
+    events: list[LiveEvent] = field(default_factory=list)
 
 
 class LiveData:
     """Live tables of one run with `total_frames` frames.
 
     `film_thermometer(drive_V, current_A)` turns the DAQ's readings into the film's
-    temperature (from its resistance), where the rig knows how."""
+    temperature (from its resistance), where the rig knows how; `exposure_s` (the camera's)
+    places nucleations within their frame (default: as if exposures had no gap)."""
 
     def __init__(
         self,
         total_frames: int,
         film_thermometer: Callable[[FloatArray, FloatArray], FloatArray] | None = None,
         max_points: int = 4000,
+        exposure_s: float | None = None,
     ) -> None:
         self.total_frames = total_frames
         self.film_thermometer = film_thermometer
         self.max_points = max_points
+        self.exposure_s = exposure_s
         self.latest: tuple[NDArray[np.uint16], FrameRecord] | None = None
         self.frames_received = 0
         self.detections: Detections | None = None
@@ -83,10 +86,10 @@ class LiveData:
         self._corrected: NDArray[np.float32] | None = None
         self._reference = np.full(total_frames, np.nan)
         self._traced = 0
-        self._tracker: NucleationTracker | None = None
+        self.detector: LiveDetector | None = None
         self._pending_rows: list[tuple[int, FloatArray]] = []
         self._spans: list[HeatSpan] = []
-        self._events: list[NucleationEvent] = []
+        self._events: list[LiveEvent] = []
 
     # -- acquisition thread: store and queue, nothing more -------------------------------
 
@@ -113,11 +116,15 @@ class LiveData:
         self._thread.start()
 
     def stop(self) -> None:
-        """Process what is queued, then end the consumer thread."""
+        """Process what is queued, end the consumer thread, and test a heat the run
+        ended in."""
         if self._thread is not None:
             self._queue.put(_STOP)
             self._thread.join()
             self._thread = None
+        with self._lock:
+            if self.detector is not None:
+                self._events.extend(self.detector.close())
 
     def _consume(self) -> None:
         while True:
@@ -169,23 +176,25 @@ class LiveData:
             return
         for first, rows in self._pending_rows:
             self._traces[first : first + len(rows)] = rows
-            if self._tracker is None and rows.shape[1]:
-                self._tracker = NucleationTracker(np.nanmean(rows, axis=0), self.detections.usable)
+            if self.detector is None and rows.shape[1]:
+                self.detector = LiveDetector(
+                    np.nanmean(rows, axis=0), self.detections.usable, exposure_s=self.exposure_s
+                )
             for i, row in enumerate(rows):
                 f = first + i
                 record = self._records.pop(f, None)
-                if record is None or self._tracker is None:
+                if record is None or self.detector is None:
                     continue
-                reference, corrected, events = self._tracker.add(record, row)
-                self._reference[f] = reference
-                self._corrected[f] = corrected
-                self._events.extend(events)
+                update = self.detector.add_record(record, row)
+                self._reference[f] = update.reference
+                self._corrected[f] = update.corrected
+                self._events.extend(update.events)
             self._traced = max(self._traced, first + len(rows))
         self._pending_rows.clear()
 
     # -- GUI thread ----------------------------------------------------------------------
 
-    def events(self) -> list[NucleationEvent]:
+    def events(self) -> list[LiveEvent]:
         with self._lock:
             return list(self._events)
 
