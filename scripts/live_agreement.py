@@ -1,0 +1,89 @@
+"""How well the live nucleation detector agrees with the offline analysis on one run.
+
+Runs the offline analysis on a run directory, then feeds its traces frame by frame, with
+the run's frame records, to `LiveDetector` (as the GUI does) for a few `confirm_frames`
+settings, and prints: offline events matched live, live events offline did not keep, the
+time difference of matched events (median, 90th percentile, largest) and the latency (frames
+from the change to its confirmation). Without a run directory it records the demo protocol
+on the sim-small rig first.
+
+    python scripts/live_agreement.py [RUN] [--confirm 1 3 5] [--seed 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from tjump.analysis import LiveDetector
+from tjump.analysis.model import Analysis
+from tjump.analysis.pipeline import analyze_recording
+from tjump.sequencer import plan_run, run_plan
+from tjump.storage import RunDirectory
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def agreement(analysis: Analysis, table: list[dict[str, str]], confirm: int) -> str:
+    intensity = analysis.traces.intensity
+    live = LiveDetector(
+        intensity[:20].mean(axis=0),
+        analysis.detections.usable,
+        exposure_s=analysis.recording.exposure_s,
+        confirm_frames=confirm,
+    )
+    for k, row in enumerate(table):
+        live.add(
+            int(row["frame"]),
+            float(row["time_s"]),
+            int(row["segment"]),
+            row["kind"] == "heat",
+            intensity[k],
+            int(row["cycle"]),
+            float(row["temperature_K"]),
+        )
+    live.close()
+    seen = np.full(analysis.events.nucleation_s.shape, np.nan)
+    latency = []
+    for e in live.events:
+        j = next(j for j, c in enumerate(analysis.cycles) if c.first <= e.frame < c.cool_first)
+        seen[e.particle, j] = e.nucleation_s
+        latency.append(e.seen_frame - e.frame)
+    offline = analysis.events.nucleation_s
+    both = np.isfinite(seen) & np.isfinite(offline)
+    extra = int((np.isfinite(seen) & ~np.isfinite(offline)).sum())
+    dt = np.abs(seen[both] - offline[both]) * 1e3
+    return (
+        f"confirm {confirm}: {both.sum()} of {np.isfinite(offline).sum()} offline events "
+        f"matched ({both.sum() / max(np.isfinite(offline).sum(), 1):.1%}), {extra} live only; "
+        f"|dt| median {np.median(dt):.1f} ms, p90 {np.percentile(dt, 90):.1f} ms, "
+        f"max {dt.max():.1f} ms; latency median {np.median(latency):.0f}, "
+        f"max {max(latency)} frames"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("run", type=Path, nargs="?")
+    parser.add_argument("--confirm", type=int, nargs="+", default=[1, 3, 5])
+    parser.add_argument("--seed", type=int, default=3)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        run = args.run
+        if run is None:
+            run = Path(tmp) / "run"
+            protocol = ROOT / "configs" / "protocols" / "demo.yaml"
+            rig = ROOT / "configs" / "rigs" / "sim-small.yaml"
+            run_plan(plan_run(protocol, rig), run, seed=args.seed)
+        analysis = analyze_recording(run)
+        table = RunDirectory(run).frames_table()
+        print(f"{run}: {analysis.recording.frames} frames, {len(analysis.detections)} particles")
+        for confirm in args.confirm:
+            print(agreement(analysis, table, confirm))
+
+
+if __name__ == "__main__":
+    main()
