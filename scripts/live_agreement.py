@@ -22,7 +22,10 @@ from tjump.analysis import LiveDetector
 from tjump.analysis.model import Analysis
 from tjump.analysis.pipeline import analyze_recording
 from tjump.sequencer import plan_run, run_plan
+from tjump.sim.rig import install
 from tjump.storage import RunDirectory
+
+install()  # simulated rig files can be read and built
 
 ROOT = Path(__file__).resolve().parent.parent
 
