@@ -39,7 +39,7 @@ def stage_costs(plan_rig_sim, sample_rate_hz: float, frames: int = 2000) -> dict
     clock = VirtualClock()
     world = SimWorld(plan_rig_sim, sample_rate_hz, clock)
     world.start_daq(10.0)
-    world.set_generator(volts=1.05, on=True)
+    world.set_drive(volts=1.05, on=True)
     t = time.perf_counter()
     for i in range(frames):
         clock.run_to((i + 1) / 10.0)

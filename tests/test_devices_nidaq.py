@@ -104,7 +104,7 @@ def test_tasks_are_laid_out_as_the_6251_needs(interpreter: Any) -> None:
 
 
 def test_start_order_and_the_camera_pulse_train_on_the_sample_clock(interpreter: Any) -> None:
-    daq = NiDaq(NiDaqLayout(), 200.0)
+    daq = NiDaq(NiDaqLayout(current_A_per_V=0.01), 200.0)
     interpreter.reset_mock()
     daq.start(10.0)
     daq.stop()
@@ -138,7 +138,7 @@ def test_start_order_and_the_camera_pulse_train_on_the_sample_clock(interpreter:
 
 
 def test_a_frame_rate_that_does_not_divide_the_clock_is_refused(interpreter: Any) -> None:
-    daq = NiDaq(NiDaqLayout(), 200.0)
+    daq = NiDaq(NiDaqLayout(current_A_per_V=0.01), 200.0)
     with pytest.raises(InstrumentFault, match="7 frames/s is not a whole division"):
         daq.start(7.0)
     daq.close()
@@ -173,7 +173,7 @@ def test_samples_are_scaled_and_indexed(interpreter: Any) -> None:
 
 
 def test_a_device_buffer_overflow_is_named(interpreter: Any) -> None:
-    daq = NiDaq(NiDaqLayout(), 200.0)
+    daq = NiDaq(NiDaqLayout(current_A_per_V=0.01), 200.0)
     interpreter.get_read_attribute_uint32.return_value = 5
     interpreter.read_analog_f64.side_effect = DaqReadError(
         "The application is not able to keep up with the hardware acquisition.", -200279, 0
@@ -188,7 +188,7 @@ def test_a_device_buffer_overflow_is_named(interpreter: Any) -> None:
 
 
 def test_digital_lines_by_name(interpreter: Any) -> None:
-    daq = NiDaq(NiDaqLayout(), 200.0)
+    daq = NiDaq(NiDaqLayout(current_A_per_V=0.01), 200.0)
     interpreter.reset_mock()
     daq.set_digital("generator_trigger", True)
     daq.set_digital("shutter", True)
@@ -211,7 +211,7 @@ def test_without_ni_daqmx_the_message_says_so() -> None:
         nidaqmx.system.System.local().driver_version  # noqa: B018
     except Exception:
         with pytest.raises(InstrumentFault, match="NI-DAQmx is not installed"):
-            NiDaq(NiDaqLayout(), 200.0)
+            NiDaq(NiDaqLayout(current_A_per_V=0.01), 200.0)
     else:
         pytest.skip("NI-DAQmx is installed here")
 
@@ -231,7 +231,7 @@ def ni_max_device() -> str | None:
     ni_max_device() is None, reason="needs NI-DAQmx with hardware_sims/ni-max-usb6251.ini imported"
 )
 def test_on_the_ni_max_simulated_device() -> None:
-    daq = NiDaq(NiDaqLayout(device="tjumpSim"), 200.0)
+    daq = NiDaq(NiDaqLayout(device="tjumpSim", current_A_per_V=0.01), 200.0)
     try:
         daq.start(10.0)
         time.sleep(0.5)

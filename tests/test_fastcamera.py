@@ -137,7 +137,7 @@ def test_growth_from_simulated_bursts_is_within_1_ms_of_the_truth(tmp_path: Path
     clock.sleep(1.0)
     bursts = np.zeros(len(p), dtype=int)
     for _cycle in range(6):
-        world.set_generator(calibration.drive_for(384.9), True)
+        world.set_drive(calibration.drive_for(384.9), True)
         end, seen = clock.now() + 6.0, len(world.transitions)
         while clock.now() < end:
             clock.sleep(0.03)
@@ -156,7 +156,7 @@ def test_growth_from_simulated_bursts_is_within_1_ms_of_the_truth(tmp_path: Path
                 writer.write(got, i, fired_at)
                 bursts[i] += 1
             seen = len(world.transitions)
-        world.set_generator(0.0, False)
+        world.set_drive(0.0, False)
         clock.sleep(3.0)
     fits = growth_from_run(tmp_path)
     write_growth_table(fits, tmp_path / GROWTH_CSV)

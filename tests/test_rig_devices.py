@@ -11,6 +11,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -170,10 +171,30 @@ def test_a_lab_rig_cannot_name_the_simulated_instruments(write_file: WriteFile) 
         load_rig(path)
 
 
-def test_the_amplifier_gain_must_match_the_simulated_one(write_file: WriteFile) -> None:
-    extra = "devices:\n  supply: {gain: 2.0}\n"
-    with pytest.raises(InputError, match=r"gain 2 differs from .* simulation.supply.gain 1"):
-        load_rig(small_rig(write_file, extra))
+def test_one_amplifier_model_for_the_driver_and_the_simulated_film(
+    write_file: WriteFile,
+) -> None:
+    """Gain 2: the driver sets the generator to half the drive, the simulated amplifier
+    (the same model) puts the whole drive on the film, and the DAQ reads the film's."""
+    extra = "devices:\n  supply: {gain: 2.0, current_limit_A: 0.2}\n"
+    with build_sim_rig(load_rig(small_rig(write_file, extra))) as rig:
+        rig.daq.start(10.0)
+        volts = rig.heater.set_temperature(384.9)
+        level, on = rig.generator_output()
+        assert on and level == pytest.approx(volts / 2, abs=1e-6)
+        assert rig.film_drive_V() == pytest.approx(volts, abs=1e-6)
+        assert rig.heater.supply.voltage() == pytest.approx(volts, abs=1e-6)
+        rig.clock.run_to(20.0)
+        assert rig.film_temperature_K() == pytest.approx(384.9, abs=3.0)
+        drive = rig.daq.read().data[-100:, 0]
+        assert np.median(drive) == pytest.approx(volts, abs=0.01)
+        rig.heater.make_safe()
+        assert rig.generator_output() == (0.0, False) and rig.film_drive_V() == 0.0
+
+
+def test_a_simulated_rig_file_no_longer_takes_a_second_amplifier(write_file: WriteFile) -> None:
+    with pytest.raises(InputError, match=r"simulation.supply"):
+        load_rig(small_rig(write_file, "  supply: {gain: 2.0}\n"))
 
 
 def test_devices_check_lists_every_device_and_leaves_them_off(write_file: WriteFile) -> None:

@@ -92,7 +92,7 @@ def test_ablation_dims_and_lowers_the_barrier() -> None:
     clock = VirtualClock()
     world = SimWorld(SimConfig(sample=SampleConfig(particles=10, references=2)), 200.0, clock)
     drive = load_calibration(CALIBRATION).drive_for(473.0)
-    world.set_generator(volts=drive, on=True)
+    world.set_drive(volts=drive, on=True)
     clock.run_to(200.0)
     ablated = world.kinetics.ablation()[~world.particles.is_reference]
     assert np.all(ablated > 0.9)

@@ -3,10 +3,28 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Protocol
 
 import numpy as np
 from numpy.typing import NDArray
+
+
+class DaqChannel(StrEnum):
+    """What a DAQ's analog inputs record, in this order (the run's daq.csv columns)."""
+
+    DRIVE_V = "drive_V"  # the voltage on the film
+    CURRENT_A = "current_A"  # the film's current, from the supply's current monitor
+
+
+DAQ_CHANNELS: tuple[str, ...] = (DaqChannel.DRIVE_V, DaqChannel.CURRENT_A)
+
+
+class DaqLine(StrEnum):
+    """The DAQ's digital output lines, by what they are wired to."""
+
+    GENERATOR_TRIGGER = "generator_trigger"  # the generator's external trigger input
+    SHUTTER = "shutter"  # the light stimulus's shutter
 
 
 @dataclass(frozen=True)
@@ -99,7 +117,7 @@ class Daq(Protocol):
         ...
 
     def set_digital(self, line: str, on: bool) -> None:
-        """Set a digital output line (e.g. "shutter" for the light stimulus)."""
+        """Set a digital output line (a `DaqLine`, e.g. the light stimulus's shutter)."""
         ...
 
     def triggers_sent(self) -> int:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections import deque
-from dataclasses import dataclass
 
 import nidaqmx
 import nidaqmx.system
@@ -33,37 +32,48 @@ from nidaqmx.errors import DaqError, DaqNotFoundError
 from nidaqmx.stream_readers import AnalogMultiChannelReader, CounterReader
 from nidaqmx.stream_writers import DigitalSingleChannelWriter
 from numpy.typing import NDArray
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat
 
 from tjump.devices.faults import DaqOverflow, InstrumentFault
-from tjump.devices.interfaces import DaqBlock
+from tjump.devices.interfaces import DAQ_CHANNELS, DaqBlock, DaqLine
 
 _OVERFLOW_CODES = (-200279, -200010)  # device buffer overwritten / FIFO overflow
 _POLL_S = 0.02
 _MIN_TICKS = 2  # M Series counters need at least two ticks high and low
 
 
-@dataclass(frozen=True)
-class NiDaqLayout:
-    """Which terminal does what on the device."""
+class NiDaqLayout(BaseModel):
+    """Which terminal does what on the device (docs/instruments.md): AI on one clock, ctr0
+    the camera's pulse train, ctr1 counting exposure-active edges on the AI clock, digital
+    lines for triggers. The rig file's `devices.daq` section is this layout."""
 
-    device: str = "Dev1"
-    drive_channel: str = "ai0"
-    current_channel: str = "ai1"
-    ai_range_V: float = 10.0
-    current_A_per_V: float = 0.01
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    device: str = Field("Dev1", description="the name NI MAX gives the device")
+    drive_channel: str = Field("ai0", description="the supply's voltage monitor")
+    current_channel: str = Field("ai1", description="the supply's current monitor")
+    ai_range_V: PositiveFloat = 10.0
+    current_A_per_V: PositiveFloat = Field(description="current monitor scale of the supply")
     camera_counter: str = "ctr0"
-    camera_trigger_terminal: str = "PFI12"
+    camera_trigger_terminal: str = Field("PFI12", description="-> the camera's trigger input")
     exposure_counter: str = "ctr1"
-    exposure_terminal: str = "PFI3"
-    generator_trigger_line: str = "port0/line0"
-    shutter_line: str = "port0/line1"
-    buffer_s: float = 10.0
+    exposure_terminal: str = Field("PFI3", description="<- the camera's exposure-active output")
+    generator_trigger_line: str = Field("port0/line0", description="-> the generator's Ext Trig")
+    shutter_line: str = Field("port0/line1", description="-> the light stimulus's shutter")
+    buffer_s: PositiveFloat = Field(10.0, description="host buffer, seconds of samples")
+
+    def lines(self) -> dict[DaqLine, str]:
+        """Each digital output line's terminal."""
+        return {
+            DaqLine.GENERATOR_TRIGGER: self.generator_trigger_line,
+            DaqLine.SHUTTER: self.shutter_line,
+        }
 
 
 class NiDaq:
     """The master timebase of the lab rig."""
 
-    channels: tuple[str, ...] = ("drive_V", "current_A")
+    channels: tuple[str, ...] = DAQ_CHANNELS
 
     def __init__(self, layout: NiDaqLayout, sample_rate_hz: float, name: str = "daq") -> None:
         self.layout = layout
@@ -91,9 +101,8 @@ class NiDaq:
             self._ci_reader = CounterReader(self._ci.in_stream)
             for reader in (self._ai_reader, self._ci_reader):
                 reader.verify_array_shape = False  # the arrays are made to fit here
-            self._lines = {
-                "generator_trigger": self._line_task(layout.generator_trigger_line),
-                "shutter": self._line_task(layout.shutter_line),
+            self._lines: dict[str, DigitalSingleChannelWriter] = {
+                line: self._line_task(terminal) for line, terminal in layout.lines().items()
             }
         except DaqNotFoundError as e:
             self.close()

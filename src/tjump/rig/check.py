@@ -95,7 +95,8 @@ def _supply_rows(
                     "generator",
                     gen.identity(),
                     _state(gen),
-                    f"level <= {limits.max_drive_V / supply.gain:g} V (max_drive_V / gain)",
+                    f"level <= {supply.amplifier.input_V(limits.max_drive_V):g} V "
+                    "(max_drive_V / gain)",
                     verified=_verified(gen),
                     measured=_timings(gen, heater),
                 )

@@ -16,6 +16,7 @@ from pydantic import (
     model_validator,
 )
 
+from tjump.devices.nidaq import NiDaqLayout
 from tjump.errors import InputError
 from tjump.files import load_yaml, validate
 from tjump.rig.calibration import HeaterCalibration, load_calibration
@@ -128,23 +129,10 @@ class SimDaqConfig(_Strict):
     driver: Literal["simulated"] = "simulated"
 
 
-class NiDaqConfig(_Strict):
-    """NI USB-6251 channel layout (docs/instruments.md): AI on one clock, ctr0 camera pulse train,
-    ctr1 counting exposure-active edges on the AI clock, digital lines for triggers."""
+class NiDaqConfig(NiDaqLayout):
+    """An NI USB-6251 and its channel layout (the driver's own `NiDaqLayout`)."""
 
     driver: Literal["nidaqmx"] = "nidaqmx"
-    device: str = "Dev1"
-    drive_channel: str = "ai0"
-    current_channel: str = "ai1"
-    ai_range_V: PositiveFloat = 10.0
-    current_A_per_V: PositiveFloat = Field(description="current monitor scale of the supply")
-    camera_counter: str = "ctr0"
-    camera_trigger_terminal: str = "PFI12"
-    exposure_counter: str = "ctr1"
-    exposure_terminal: str = "PFI3"
-    generator_trigger_line: str = "port0/line0"
-    shutter_line: str = "port0/line1"
-    buffer_s: PositiveFloat = 10.0
 
 
 class CameraDeviceConfig(_Strict):

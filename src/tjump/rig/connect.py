@@ -8,19 +8,18 @@ from functools import partial
 
 from pymmcore_plus import CMMCorePlus
 
-from tjump.devices.amplifier import AmplifierSupply
-from tjump.devices.interfaces import Daq, HeaterSupply
+from tjump.devices.amplifier import Amplifier, AmplifierSupply
+from tjump.devices.interfaces import Daq, DaqLine, HeaterSupply
 from tjump.devices.mmcamera import MicroManagerCamera, release_callback
-from tjump.devices.nidaq import NiDaq, NiDaqLayout
+from tjump.devices.nidaq import NiDaq
 from tjump.devices.rigol import RigolDG1000Z
 from tjump.devices.sourcemeter import ScpiSourceMeter
 from tjump.errors import DeviceError
 from tjump.rig.calibration import load_calibration
-from tjump.rig.config import NiDaqConfig, RigConfig, SourceMeterConfig
+from tjump.rig.config import AmplifierConfig, NiDaqConfig, RigConfig, SourceMeterConfig
 from tjump.rig.heater import Heater
 
 Mirrors = Mapping[str, Callable[[str], object]]
-GENERATOR_TRIGGER_LINE = "generator_trigger"  # DAQ line wired to the generator's trigger in
 
 
 def camera(config: RigConfig, core: CMMCorePlus) -> MicroManagerCamera:
@@ -63,8 +62,7 @@ def lab_daq(config: RigConfig) -> NiDaq:
     settings = config.devices.daq
     if not isinstance(settings, NiDaqConfig):
         raise DeviceError("daq", "a lab rig needs devices.daq.driver: nidaqmx")
-    layout = NiDaqLayout(**settings.model_dump(exclude={"driver"}))
-    return NiDaq(layout, config.daq.sample_rate_hz)
+    return NiDaq(settings, config.daq.sample_rate_hz)
 
 
 def supply(config: RigConfig, mirrors: Mirrors | None = None) -> HeaterSupply:
@@ -87,16 +85,22 @@ def supply(config: RigConfig, mirrors: Mirrors | None = None) -> HeaterSupply:
     g = devices.generator
     if g is None:
         raise DeviceError("supply", "the amplifier needs devices.generator")
+    amplifier = amplifier_of(s)
     generator = RigolDG1000Z(
         g.resource,
         g.visa_library,
         channel=g.channel,
-        max_level_V=limits.max_drive_V / s.gain,
+        max_level_V=amplifier.input_V(limits.max_drive_V),
         pulse_trigger=g.pulse_trigger,
         timeout_ms=g.timeout_ms,
         mirror=mirrors.get("generator"),
     )
-    return AmplifierSupply(generator, s.gain, s.current_limit_A)
+    return AmplifierSupply(generator, amplifier)
+
+
+def amplifier_of(config: AmplifierConfig) -> Amplifier:
+    """The amplifier model of the rig file's `devices.supply` section."""
+    return Amplifier(config.gain, config.current_limit_A)
 
 
 def heater(config: RigConfig, heater_supply: HeaterSupply, daq: Daq | None) -> Heater:
@@ -117,5 +121,5 @@ def heater(config: RigConfig, heater_supply: HeaterSupply, daq: Daq | None) -> H
 
 def _edge(daq: Daq) -> None:
     """One rising edge on the generator's trigger line."""
-    daq.set_digital(GENERATOR_TRIGGER_LINE, True)
-    daq.set_digital(GENERATOR_TRIGGER_LINE, False)
+    daq.set_digital(DaqLine.GENERATOR_TRIGGER, True)
+    daq.set_digital(DaqLine.GENERATOR_TRIGGER, False)

@@ -39,13 +39,6 @@ class ThermalConfig(_Strict):
         )
 
 
-class SupplyConfig(_Strict):
-    """The analog amplifier between the generator and the film."""
-
-    gain: PositiveFloat = 1.0
-    current_limit_A: PositiveFloat = 0.2
-
-
 class EaConfig(_Strict):
     """Activation energy, heterogeneous and falling with size; a minority far higher."""
 
@@ -128,7 +121,6 @@ class SimConfig(_Strict):
     seed: int = 1
     ambient_K: PositiveFloat = 293.0
     thermal: ThermalConfig = ThermalConfig()
-    supply: SupplyConfig = SupplyConfig()
     sample: SampleConfig = SampleConfig()
     sensor: SensorConfig = SensorConfig()
     optics: OpticsConfig = OpticsConfig()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from tjump.devices.interfaces import DaqBlock
+from tjump.devices.interfaces import DAQ_CHANNELS, DaqBlock
 from tjump.errors import DeviceError
 from tjump.sim.world import SimWorld
 
@@ -19,7 +19,7 @@ class SimDaq:
     the camera trigger pulse train, and digital lines (a rising edge on a wired line
     reaches the instrument it is wired to)."""
 
-    channels: tuple[str, ...] = ("drive_V", "current_A")
+    channels: tuple[str, ...] = DAQ_CHANNELS
 
     def __init__(
         self,

@@ -12,6 +12,7 @@ and its model (hence the simulated film) follows every message the driver sent i
 from __future__ import annotations
 
 import contextlib
+import math
 import tempfile
 from collections.abc import Callable
 from contextlib import ExitStack
@@ -23,6 +24,7 @@ from pymmcore_plus.experimental.unicore import UniMMCore
 from pyvisa import rname
 
 from tjump.clock import VirtualClock
+from tjump.devices.interfaces import DaqLine
 from tjump.devices.mmcamera import MicroManagerCamera
 from tjump.errors import InputError
 from tjump.rig import connect
@@ -53,6 +55,7 @@ class SimRig(Rig):
 
     model: SimWorld
     servers: Servers = field(default_factory=dict)  # the instruments served on loopback
+    generator: SimRigolDG1000Z | None = None  # its model, served or following the lab's
 
     @property
     def faults(self) -> InjectedFaults:
@@ -69,7 +72,9 @@ class SimRig(Rig):
 
     def generator_output(self) -> tuple[float, bool]:
         """What the simulated generator really puts out: (volts, output on)."""
-        return self.model.generator_volts, self.model.generator_on
+        if self.generator is None:
+            raise KeyError("this rig has no generator")
+        return self.generator.output_V()
 
     def film_drive_V(self) -> float:
         """The voltage on the simulated film now."""
@@ -100,14 +105,25 @@ def build_sim_rig(config: RigConfig, seed: int | None = None) -> SimRig:
     failure, what was already served or connected is closed again."""
     if not isinstance(config, SimRigConfig):
         raise InputError(f"rig '{config.name}' is not a simulated rig file")
-    config, clock, world, servers, mirrors, wired = _instruments(config, seed)
+    config, clock, world, models, servers, mirrors, wired = _instruments(config, seed)
     try:
         camera, daq, heater = _devices(config, world, wired, mirrors)
     except BaseException:
         for server in servers.values():
             server.close()
         raise
-    return SimRig(config, clock, camera, daq, heater, world=world, model=world, servers=servers)
+    generator = models.get("generator")
+    return SimRig(
+        config,
+        clock,
+        camera,
+        daq,
+        heater,
+        world=world,
+        model=world,
+        servers=servers,
+        generator=generator if isinstance(generator, SimRigolDG1000Z) else None,
+    )
 
 
 @dataclass(frozen=True)
@@ -130,8 +146,10 @@ def install() -> None:
 
 def _instruments(
     config: SimRigConfig, seed: int | None
-) -> tuple[SimRigConfig, VirtualClock, SimWorld, Servers, connect.Mirrors, Wired]:
-    """The clock, the world and the instrument models; the rig config pointing each
+) -> tuple[
+    SimRigConfig, VirtualClock, SimWorld, dict[str, ScpiModel], Servers, connect.Mirrors, Wired
+]:
+    """The clock, the world and the instrument models (by role); the rig config pointing each
     simulated instrument at the loopback socket serving it; the models that instead
     follow a real instrument's messages (a dry run), and the DAQ lines wired to them."""
     sim = config.simulation
@@ -145,21 +163,29 @@ def _instruments(
     if devices.generator is not None:  # before the world: its clock listener runs first
         generator = SimRigolDG1000Z(clock, drive_channel=devices.generator.channel)
         models["generator"] = generator
-        wired[connect.GENERATOR_TRIGGER_LINE] = partial(
+        wired[DaqLine.GENERATOR_TRIGGER] = partial(
             generator.external_trigger, devices.generator.channel
         )
-    world = SimWorld(sim, config.daq.sample_rate_hz, clock)
-    gain = sim.supply.gain
-
-    def drive(volts: float, on: bool) -> None:
-        world.set_generator(volts=volts, on=on)
-
-    if generator is not None:
-        generator.connect(drive, world.advance_to)
-    if isinstance(devices.supply, SourceMeterConfig):
+    supply = devices.supply
+    if isinstance(supply, SourceMeterConfig):  # it drives the film itself
+        limit = config.limits.max_current_A
+        world = SimWorld(
+            sim, config.daq.sample_rate_hz, clock, min(supply.compliance_A or limit, limit)
+        )
         meter = SimKeithley2400(partial(film_current, world))
-        meter.connect(lambda volts, on: drive(volts / gain, on))
+        meter.connect(world.set_drive)
         models["supply"] = meter
+        if generator is not None:  # wired to nothing that heats
+            generator.connect(lambda volts, on: None, world.advance_to)
+    else:  # the generator drives the film through the amplifier
+        amplifier = connect.amplifier_of(supply)
+        world = SimWorld(
+            sim, config.daq.sample_rate_hz, clock, amplifier.current_limit_A or math.inf
+        )
+        if generator is not None:
+            generator.connect(
+                lambda volts, on: world.set_drive(amplifier.output_V(volts), on), world.advance_to
+            )
     servers: Servers = {}
     mirrors: dict[str, Callable[[str], object]] = {}
     try:
@@ -174,7 +200,7 @@ def _instruments(
         for server in servers.values():
             server.close()
         raise
-    return _pointed_at(config, servers), clock, world, servers, mirrors, wired
+    return _pointed_at(config, servers), clock, world, models, servers, mirrors, wired
 
 
 def served_port(connection: VisaConnection) -> int | None:

@@ -1,13 +1,11 @@
 """A simulated rig's file: the lab's rig model plus the `simulation` section, and the
-checks only the simulator can make (the sample fits its sensor, the amplifier's gain)."""
+check only the simulator can make (the sample fits its sensor)."""
 
 from __future__ import annotations
 
 from typing import ClassVar
 
-from pydantic import model_validator
-
-from tjump.rig.config import AmplifierConfig, RigConfig
+from tjump.rig.config import RigConfig
 from tjump.rig.heater_model import FilmResistance, ThermalComponent
 from tjump.sim.config import SimConfig
 
@@ -59,13 +57,3 @@ class SimRigConfig(RigConfig):
                 f"(at most {room})"
             ]
         return []
-
-    @model_validator(mode="after")
-    def _gain_matches(self) -> SimRigConfig:
-        supply = self.devices.supply
-        if isinstance(supply, AmplifierConfig) and supply.gain != self.simulation.supply.gain:
-            raise ValueError(
-                f"devices.supply.gain {supply.gain:g} differs from the simulated amplifier's "
-                f"simulation.supply.gain {self.simulation.supply.gain:g}"
-            )
-        return self

@@ -34,22 +34,28 @@ _MAX_BLOCK_TICKS = 2000
 class SimWorld:
     """Shared state of the simulated rig."""
 
-    def __init__(self, config: SimConfig, sample_rate_hz: float, clock: VirtualClock) -> None:
+    def __init__(
+        self,
+        config: SimConfig,
+        sample_rate_hz: float,
+        clock: VirtualClock,
+        current_limit_A: float = math.inf,
+    ) -> None:
+        """`current_limit_A`: the heater supply's (the amplifier's limit or the source
+        meter's compliance), which caps the film's current."""
         self.config = config
         self.clock = clock
         self.dt = 1.0 / sample_rate_hz
         sensor = config.sensor
-        self.thermal = FilmThermalModel(
-            config.thermal, config.ambient_K, config.supply.current_limit_A
-        )
+        self.thermal = FilmThermalModel(config.thermal, config.ambient_K, current_limit_A)
         self.particles = make_particles(config.sample, sensor.width, sensor.height, config.seed)
         self.kinetics = SampleKinetics(self.particles, config.sample, config.seed)
         self.renderer = Renderer(sensor, config.optics, config.seed)
         self.scenes: queue.Queue[Scene | None] = queue.Queue()
         self.transitions: list[Transition] = []
         self.exposure_s = sensor.reference_exposure_ms / 1e3
-        self.generator_volts = 0.0
-        self.generator_on = False
+        self.drive_volts = 0.0  # what the heater supply puts on the film
+        self.drive_on = False
         self.digital_lines: dict[str, bool] = {}
         self.digital_changes: list[tuple[str, bool]] = []  # every line set, in order
         self.faults = InjectedFaults()
@@ -77,16 +83,16 @@ class SimWorld:
     # -- what the simulated devices call ------------------------------------------------
 
     def drive_V(self) -> float:
-        """Voltage the amplifier puts on the film (before its current limit)."""
-        return self.config.supply.gain * self.generator_volts if self.generator_on else 0.0
+        """Voltage the heater supply puts on the film (before its current limit)."""
+        return self.drive_volts if self.drive_on else 0.0
 
-    def set_generator(self, volts: float | None = None, on: bool | None = None) -> None:
-        """Change the generator's output at the current time."""
+    def set_drive(self, volts: float | None = None, on: bool | None = None) -> None:
+        """Change the supply's output on the film at the current time."""
         with self._lock:
             if volts is not None:
-                self.generator_volts = volts
+                self.drive_volts = volts
             if on is not None:
-                self.generator_on = on
+                self.drive_on = on
 
     def start_daq(self, frame_rate_hz: float) -> None:
         """Start sampling and the camera pulse train on the current tick."""
