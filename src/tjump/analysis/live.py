@@ -95,6 +95,15 @@ class _Heat:
             self.level = np.nanmedian(self.rows[: self.count], axis=0)
 
 
+def _median(values: FloatArray) -> float:
+    """np.median of a non-empty, finite array, without its per-call overhead."""
+    k = values.size // 2
+    if values.size % 2:
+        return float(np.partition(values, k)[k])
+    part = np.partition(values, (k - 1, k))
+    return float(0.5 * (part[k - 1] + part[k]))
+
+
 class LiveDetector:
     """Events frame by frame, by the offline rule (see the module's docstring).
 
@@ -192,12 +201,12 @@ class LiveDetector:
         low = ratio[self.usable & ~self.switched]
         low = low[np.isfinite(low)]
         if low.size >= 3:
-            return float(np.median(low))
+            return _median(low)
         scale = self._scale if self._heat is not None else 1.0
         every = (ratio / scale)[self.usable]
         every = every[np.isfinite(every)]
         if every.size:
-            return float(np.median(every))
+            return _median(every)
         return self._reference
 
     def _begin(self, segment: int, cycle: int, setpoint_K: float, time_s: float) -> None:
@@ -226,9 +235,11 @@ class LiveDetector:
         confirm = self.confirm_frames
         if heat is None or heat.count - heat.jump < confirm + 1:
             return []
+        recent = heat.rows[heat.count - confirm : heat.count].sum(axis=0)
         with np.errstate(invalid="ignore"):
-            recent = heat.rows[heat.count - confirm : heat.count].mean(axis=0) / heat.level
-            dimmed = recent < 1.0 - 0.5 * self.rule.min_step
+            dimmed = recent < (1.0 - 0.5 * self.rule.min_step) * confirm * heat.level
+        if not dimmed.any():
+            return []
         return self._test(heat, self._candidates(heat) & dimmed, seen_frame, confirm)
 
     def _test(
