@@ -29,7 +29,7 @@ from pymmcore_plus.experimental.unicore import CameraDevice, UniMMCore
 
 from tjump.clock import VirtualClock
 from tjump.errors import TjumpError
-from tjump.sequencer import Sequencer, plan_run, run_plan
+from tjump.sequencer import open_run, plan_run, run_plan
 from tjump.sim.rig import build_sim_rig, install
 from tjump.storage import RunDirectory
 
@@ -201,14 +201,13 @@ def memory(folder: Path, frames: int) -> tuple[float, float, float]:
     plan = plan_run(write_protocol(folder, frames / 10, 10, 50), rig)
     rss: list[tuple[int, float]] = []
 
-    def connect(seq: Sequencer) -> None:
-        def sample(p: Any) -> None:
-            pages = int(Path("/proc/self/statm").read_text().split()[1])
-            rss.append((p.frames_done, pages * resource.getpagesize() / 2**20))
+    def sample(p: Any) -> None:
+        pages = int(Path("/proc/self/statm").read_text().split()[1])
+        rss.append((p.frames_done, pages * resource.getpagesize() / 2**20))
 
-        seq.events.progress.connect(sample)
-
-    run_plan(plan, folder / "memory", connect=connect)
+    runner = open_run(plan, folder / "memory")
+    runner.events.progress.connect(sample)
+    runner.run()
     after_fill = [m for n, m in rss if 20_000 <= n <= 25_000]
     last = [m for n, m in rss if n >= frames * 9 // 10]
     return float(np.mean(after_fill)), float(np.mean(last)), max(m for _, m in rss)

@@ -181,7 +181,7 @@ def run_trial(
 ) -> Trial:
     """One stop at `after_frames` frames, then resume and check."""
     from tjump.errors import InputError
-    from tjump.sequencer.runner import resume_run_checked
+    from tjump.sequencer.resume import resume_run_checked
 
     start = time.monotonic()
     rng = random.Random(seed)

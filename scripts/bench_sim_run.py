@@ -20,7 +20,7 @@ import numpy as np
 import tifffile
 
 from tjump.clock import VirtualClock
-from tjump.sequencer import Sequencer, plan_run, run_plan
+from tjump.sequencer import open_run, plan_run
 from tjump.sim.rig import install
 from tjump.sim.world import SimWorld
 
@@ -80,11 +80,10 @@ def main() -> None:
         total = plan.schedule.total_frames
         samples: list[tuple[int, float]] = []
 
-        def connect(sequencer: Sequencer) -> None:
-            sequencer.events.progress.connect(lambda p: samples.append((p.frames_done, rss_mb())))
-
+        runner = open_run(plan, Path(tmp) / "run")
+        runner.events.progress.connect(lambda p: samples.append((p.frames_done, rss_mb())))
         start = time.perf_counter()
-        result = run_plan(plan, Path(tmp) / "run", connect=connect)
+        result = runner.run()
         wall = time.perf_counter() - start
         quarter = [m for n, m in samples if n <= total // 4]
         last = [m for n, m in samples if n >= 3 * total // 4]

@@ -18,9 +18,9 @@ import numpy as np
 from tjump.analysis.output import write_analysis
 from tjump.analysis.pipeline import analyze_recording
 from tjump.protocol import Protocol
-from tjump.protocol.schedule import Segment
+from tjump.protocol.schedule import Segment, SegmentKind
 from tjump.protocol.schema import BaselineStep, SeriesStep
-from tjump.sequencer import Progress, Sequencer, plan_run, run_plan
+from tjump.sequencer import Progress, open_run, plan_run
 from tjump.sim.rig import install
 from tjump.storage import RunDirectory
 
@@ -59,19 +59,18 @@ def main() -> None:
     )
 
     # 2. run it; callbacks see every step and the progress (in the acquisition thread)
-    def connect(seq: Sequencer) -> None:
-        def on_segment(segment: Segment) -> None:
-            if segment.kind == "heat":
-                print(f"  jump to {segment.setpoint_K} K, cycle {segment.cycle}")
+    def on_segment(segment: Segment) -> None:
+        if segment.kind is SegmentKind.HEAT:
+            print(f"  jump to {segment.setpoint_K} K, cycle {segment.cycle}")
 
-        def on_progress(p: Progress) -> None:
-            if p.frames_done == p.frames_total:
-                print(f"  all {p.frames_total} frames taken")
+    def on_progress(p: Progress) -> None:
+        if p.frames_done == p.frames_total:
+            print(f"  all {p.frames_total} frames taken")
 
-        seq.events.segment_started.connect(on_segment)
-        seq.events.progress.connect(on_progress)
-
-    result = run_plan(plan, output, connect=connect)
+    runner = open_run(plan, output)  # pause(), resume() and abort() work from any thread
+    runner.events.segment_started.connect(on_segment)
+    runner.events.progress.connect(on_progress)
+    result = runner.start().wait()
     print(f"{result.status}: {result.frames} frames in {result.wall_s:.1f} s -> {output}")
 
     # 3. the result: every frame on disk, then particles, events and activation energies

@@ -13,7 +13,7 @@ import ome_types
 import pytest
 import tifffile
 
-from tjump.sequencer import Sequencer, plan_run, resume_run, run_plan
+from tjump.sequencer import Runner, open_run, plan_run, resume_run, run_plan
 from tjump.storage import RunDirectory
 from tjump.storage.export import export_ome_tiff
 
@@ -58,14 +58,16 @@ def test_a_resumed_run_exports_one_temperature_per_plane(write_file: WriteFile) 
     out = protocol.parent / "run"
     plan = plan_run(protocol, rig_file)
 
-    def abort_in_second_heat(seq: Sequencer) -> None:
+    def abort_in_second_heat(seq: Runner) -> None:
         def on_frame(image: object, record: object) -> None:
             if getattr(record, "segment", -1) == 3:
                 seq.abort()
 
         seq.events.frame_acquired.connect(on_frame)
 
-    assert run_plan(plan, out, connect=abort_in_second_heat).status == "aborted"
+    runner = open_run(plan, out)
+    abort_in_second_heat(runner)
+    assert runner.run().status == "aborted"
     assert resume_run(out).status == "complete"
     target = protocol.parent / "run.ome.tif"
     assert export_ome_tiff(RunDirectory(out), target) == RunDirectory(out).frame_count()

@@ -15,8 +15,7 @@ import tifffile
 from tjump.devices.faults import DroppedFrames
 from tjump.errors import DeviceError, StorageError
 from tjump.protocol.schedule import Segment
-from tjump.sequencer import Sequencer, plan_run
-from tjump.sequencer.runner import RunPlan
+from tjump.sequencer import Runner, RunPlan, make_runner, plan_run
 from tjump.sim.rig import SimRig, build_sim_rig
 from tjump.storage import RunDirectory, RunWriter
 
@@ -38,9 +37,9 @@ def rig(plan: RunPlan) -> Iterator[SimRig]:
         yield rig
 
 
-def make_sequencer(plan: RunPlan, rig: SimRig, out: Path, **options: Any) -> Sequencer:
+def make_sequencer(plan: RunPlan, rig: SimRig, out: Path, **options: Any) -> Runner:
     writer = RunWriter(out, {"protocol": "test"}, rig.daq.channels, rig.daq.sample_rate_hz)
-    return Sequencer(rig, plan.schedule, writer, **options)
+    return make_runner(rig, plan.schedule, writer, **options)
 
 
 def assert_heater_off(rig: SimRig) -> None:

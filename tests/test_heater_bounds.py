@@ -13,7 +13,7 @@ import pytest
 
 from tjump.errors import InputError
 from tjump.protocol.schedule import Segment
-from tjump.sequencer import Sequencer, plan_run, run_plan
+from tjump.sequencer import Runner, open_run, plan_run, run_plan
 from tjump.sim.rig import build_sim_rig
 from tjump.storage import RunDirectory
 
@@ -47,7 +47,7 @@ def test_a_hold_is_a_pulse_the_generator_ends_even_if_the_computer_dies(
         server = rig.instrument("generator")
         seen: list[tuple[float, float]] = []
 
-        def connect(seq: Sequencer) -> None:
+        def connect(seq: Runner) -> None:
             def pull_cable(segment: Segment) -> None:
                 if segment.kind == "hold" and segment.setpoint_K > 300:
                     server.faults.pulled = True  # the computer is gone from here on
@@ -59,7 +59,9 @@ def test_a_hold_is_a_pulse_the_generator_ends_even_if_the_computer_dies(
 
             seq.events.segment_started.connect(pull_cable)
 
-        run_plan(plan, write_file("x", "").parent / "out", connect=connect, rig=rig)
+        runner = open_run(plan, write_file("x", "").parent / "out", rig=rig)
+        connect(runner)
+        runner.run()
         server.faults.pulled = False
         (_, during), (_, after) = seen
         assert during == pytest.approx(rig.heater.drive_for(380.0), abs=1e-5)

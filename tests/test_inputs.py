@@ -12,8 +12,7 @@ import tifffile
 
 from tjump.cli import main
 from tjump.errors import StorageError
-from tjump.sequencer import plan_run, run_plan
-from tjump.sequencer.runner import default_output
+from tjump.sequencer import default_output, plan_run, run_plan
 from tjump.storage import RunDirectory
 from tjump.storage import writer as writer_module
 from tjump.storage.verify import verify

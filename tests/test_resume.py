@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tjump.sequencer import Sequencer, plan_run, resume_run, run_plan
+from tjump.sequencer import Runner, open_run, plan_run, resume_run, run_plan
 from tjump.sim.rig import build_sim_rig
 from tjump.storage import RunDirectory
 
@@ -31,7 +31,7 @@ def test_aborted_run_resumes_at_the_next_whole_cycle(write_file: WriteFile) -> N
     cool_of_cycle_2 = plan.schedule.segments[4]
     assert (cool_of_cycle_2.kind, cool_of_cycle_2.cycle) == ("cool", 2)
 
-    def abort_in_second_cool(seq: Sequencer) -> None:
+    def abort_in_second_cool(seq: Runner) -> None:
         def on_frame(image: object, record: object) -> None:
             if getattr(record, "segment", -1) == cool_of_cycle_2.index:
                 seq.abort()
@@ -39,7 +39,9 @@ def test_aborted_run_resumes_at_the_next_whole_cycle(write_file: WriteFile) -> N
         seq.events.frame_acquired.connect(on_frame)
 
     with build_sim_rig(plan.rig) as rig:
-        first = run_plan(plan, out, connect=abort_in_second_cool, rig=rig)
+        runner = open_run(plan, out, rig=rig)
+        abort_in_second_cool(runner)
+        first = runner.run()
     assert first.status == "aborted"
     frames_before = RunDirectory(out).frame_count()
 

@@ -23,7 +23,7 @@ from tjump.errors import InputError
 from tjump.protocol.schedule import Segment
 from tjump.rig import load_rig
 from tjump.rig.simulator import provide_simulator
-from tjump.sequencer import Sequencer, plan_run, run_plan
+from tjump.sequencer import Runner, open_run, plan_run, run_plan
 from tjump.sim.rig import build_sim_rig, install
 from tjump.sim.rigol import SimRigolDG1000Z
 from tjump.sim.server import ScpiSocketServer
@@ -77,7 +77,7 @@ def test_a_fault_mid_run_leaves_the_heater_off(write_file: WriteFile, fault: str
     with build_sim_rig(plan.rig) as rig:
         instrument = rig.instrument("generator")
 
-        def connect(seq: Sequencer) -> None:
+        def connect(seq: Runner) -> None:
             def inject(segment: Segment) -> None:
                 if segment.kind == "cool" and fault == "error":
                     instrument.model.errors.push((-330, "Self-test failed"))  # type: ignore[attr-defined]
@@ -88,7 +88,9 @@ def test_a_fault_mid_run_leaves_the_heater_off(write_file: WriteFile, fault: str
 
         expected = InstrumentError if fault == "error" else VisaTimeout
         with pytest.raises(expected, match="generator"):
-            run_plan(plan, protocol.parent / "out", connect=connect, rig=rig)
+            runner = open_run(plan, protocol.parent / "out", rig=rig)
+            connect(runner)
+            runner.run()
         assert rig.generator_output() == (0.0, False)
         assert rig.heater.is_safe()
     assert RunDirectory(protocol.parent / "out").manifest()["status"] == "failed"

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tjump.protocol.schedule import Segment
-from tjump.sequencer import Sequencer, plan_run, run_plan
+from tjump.sequencer import Runner, open_run, plan_run, run_plan
 from tjump.sim.rig import build_sim_rig
 from tjump.storage import RunDirectory
 
@@ -27,7 +27,7 @@ def test_pause_makes_the_heater_safe_and_resume_continues(write_file: WriteFile)
     safe_while_paused: list[bool] = []
     with build_sim_rig(plan.rig) as rig:
 
-        def connect(seq: Sequencer) -> None:
+        def connect(seq: Runner) -> None:
             def on_segment(segment: Segment) -> None:
                 if segment.index == 2:  # after the first heat: pause before the next
                     seq.pause()
@@ -41,7 +41,9 @@ def test_pause_makes_the_heater_safe_and_resume_continues(write_file: WriteFile)
             seq.events.segment_started.connect(on_segment)
             seq.events.state_changed.connect(on_state)
 
-        result = run_plan(plan, protocol.parent / "out", connect=connect, rig=rig)
+        runner = open_run(plan, protocol.parent / "out", rig=rig)
+        connect(runner)
+        result = runner.run()
         assert rig.heater.is_safe()
     assert result.status == "complete"
     assert states == ["running", "pausing", "paused", "running", "finished"]
@@ -63,14 +65,16 @@ def test_abort_stops_at_once_with_the_heater_off(write_file: WriteFile) -> None:
     plan = plan_run(protocol, rig_file)
     with build_sim_rig(plan.rig) as rig:
 
-        def connect(seq: Sequencer) -> None:
+        def connect(seq: Runner) -> None:
             def on_frame(image: object, record: object) -> None:
                 if getattr(record, "kind", "") == "heat":
                     seq.abort()
 
             seq.events.frame_acquired.connect(on_frame)
 
-        result = run_plan(plan, protocol.parent / "out", connect=connect, rig=rig)
+        runner = open_run(plan, protocol.parent / "out", rig=rig)
+        connect(runner)
+        result = runner.run()
         assert rig.generator_output() == (0.0, False)
     assert result.status == "aborted"
     run = RunDirectory(protocol.parent / "out")

@@ -11,7 +11,7 @@ from rich.table import Table
 from tjump.cli.console import console
 from tjump.rig import load_rig
 from tjump.rig.check import check_rig
-from tjump.sequencer.runner import DEFAULT_RIG
+from tjump.sequencer import DEFAULT_RIG
 
 app = typer.Typer(no_args_is_help=True, help="The instruments of a rig.")
 

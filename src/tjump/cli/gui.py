@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from tjump.sequencer.runner import DEFAULT_RIG
+from tjump.sequencer import DEFAULT_RIG
 
 
 def gui(

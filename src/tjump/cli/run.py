@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from itertools import groupby
 from pathlib import Path
 from types import FrameType
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
@@ -21,12 +21,24 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from tjump.cli.console import console
 from tjump.errors import TjumpError
 from tjump.protocol import Protocol
+from tjump.protocol.schedule import SegmentKind
+from tjump.sequencer import (
+    DEFAULT_RIG,
+    FinishReason,
+    Runner,
+    RunPlan,
+    RunResult,
+    RunState,
+    default_output,
+    open_resume,
+    open_run,
+    plan_run,
+)
 from tjump.sequencer import Progress as RunProgress
-from tjump.sequencer import RunPlan, RunResult, Sequencer, plan_run, run_plan
-from tjump.sequencer.runner import DEFAULT_RIG, ResumeResult, default_output, resume_run_checked
 from tjump.storage import RunDirectory
 from tjump.storage.layout import RUN_PROTOCOL, RUN_RIG
 
+_HOT = (SegmentKind.HEAT, SegmentKind.ABLATION, SegmentKind.HOLD)
 RigOption = Annotated[Path, typer.Option("--rig", "-r", help="Rig file.")]
 
 
@@ -42,7 +54,7 @@ def _describe(plan: RunPlan) -> str:
     for step, segments in groupby(s.segments, key=lambda seg: seg.step):
         segs = list(segments)
         kinds = sorted({seg.kind for seg in segs})
-        hot = sorted({seg.setpoint_K for seg in segs if seg.kind in ("heat", "ablation", "hold")})
+        hot = sorted({seg.setpoint_K for seg in segs if seg.kind in _HOT})
         temps = f" at {', '.join(f'{t:g}' for t in hot)} K" if hot else ""
         cycles = max(seg.cycle for seg in segs)
         per = f", {cycles} cycles each" if cycles else ""
@@ -88,9 +100,10 @@ def run(
         return
     _check_disk(plan, output)
     console.print(_describe(plan).splitlines()[0], highlight=False)
-    result = _supervise(lambda connect: run_plan(plan, output, seed, connect), plan)
+    with _Console() as control:
+        result = control.supervise(open_run(plan, output, seed), plan)
     typer.echo(_summary(result))
-    if result.status != "complete":
+    if result.status is not FinishReason.COMPLETE:
         raise typer.Exit(1)
 
 
@@ -100,14 +113,10 @@ def resume(
     """Continue an interrupted run in its own directory, at the next whole cycle."""
     RunDirectory(run_dir)  # a clear message if it is not a run directory
     plan = plan_run(run_dir / RUN_PROTOCOL, run_dir / RUN_RIG)
-    outcome: dict[str, ResumeResult] = {}
-
-    def start(connect: Callable[[Sequencer], None]) -> RunResult:
-        outcome["resumed"] = resume_run_checked(run_dir, connect)
-        return outcome["resumed"].session
-
-    result = _supervise(start, plan)
-    resumed = outcome["resumed"]
+    with _Console() as control:
+        session = open_resume(run_dir)
+        result = control.supervise(session.runner, plan)
+    resumed = session.outcome(result)
     for action in resumed.repairs:
         typer.echo(f"repaired: {action}")
     typer.echo(_summary(result, session=True))
@@ -120,74 +129,68 @@ def resume(
         f"  whole run: {resumed.run_frames} frames for a schedule of "
         f"{resumed.run_frames_planned}{interrupted}"
     )
-    if result.status != "complete":
+    if result.status is not FinishReason.COMPLETE:
         raise typer.Exit(1)
 
 
-def _supervise(
-    start: Callable[[Callable[[Sequencer], None]], RunResult], plan: RunPlan
-) -> RunResult:
-    """Run in a worker thread with a progress bar; the main thread handles Ctrl-C and
-    SIGTERM and, in a terminal, resuming from a pause with Enter."""
-    holder: dict[str, Sequencer] = {}
-    outcome: dict[str, RunResult | BaseException] = {}
-    interactive = sys.stdin.isatty()
-    lines: queue.Queue[str] = queue.Queue()
-    interrupts = 0
+class _Console:
+    """Ctrl-C, SIGTERM and (in a terminal) Enter, from while a run is being prepared
+    until it has ended. Ctrl-C once pauses a run in a terminal and aborts otherwise; a
+    second Ctrl-C, or SIGTERM, aborts; before the runner exists either stops the command
+    (KeyboardInterrupt: what was prepared is closed again)."""
 
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        nonlocal interrupts
-        interrupts += 1
-        seq = holder.get("sequencer")
-        if seq is None:
+    def __init__(self) -> None:
+        self.runner: Runner | None = None
+        self.interactive = sys.stdin.isatty()
+        self.lines: queue.Queue[str] = queue.Queue()
+        self.interrupts = 0
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> _Console:
+        self._previous = {
+            sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGINT, signal.SIGTERM)
+        }
+        if self.interactive:
+            threading.Thread(target=self._read_lines, name="tjump-stdin", daemon=True).start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+    def supervise(self, runner: Runner, plan: RunPlan) -> RunResult:
+        """Run in its own thread with a progress bar; resume a pause on Enter."""
+        self.runner = runner
+        with _progress_bar(plan) as show:
+            runner.events.progress.connect(show)
+            handle = runner.start()
+            while not handle.done():
+                handle.thread.join(0.2)
+                if runner.state is RunState.PAUSED and not self.lines.empty():
+                    self.lines.get_nowait()
+                    self.interrupts = 0
+                    runner.resume()
+        return handle.wait()
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        self.interrupts += 1
+        runner = self.runner
+        if runner is None:
             raise KeyboardInterrupt  # nothing started yet
-        if signum == signal.SIGINT and interrupts == 1 and interactive:
-            while not lines.empty():
-                lines.get_nowait()
-            seq.pause()
+        if signum == signal.SIGINT and self.interrupts == 1 and self.interactive:
+            while not self.lines.empty():
+                self.lines.get_nowait()
+            runner.pause()
             console.print(
                 "pausing at the next step boundary (heater safe); Enter resumes, Ctrl-C aborts"
             )
         else:
-            seq.abort()
+            runner.abort()
             console.print("aborting: the heater is being made safe")
 
-    def read_lines() -> None:
+    def _read_lines(self) -> None:
         for line in sys.stdin:
-            lines.put(line)
-
-    with _progress_bar(plan) as show:
-
-        def connect(seq: Sequencer) -> None:
-            holder["sequencer"] = seq
-            seq.events.progress.connect(show)
-
-        def work() -> None:
-            try:
-                outcome["result"] = start(connect)
-            except BaseException as e:  # handed to the main thread, which reports it
-                outcome["error"] = e
-
-        worker = threading.Thread(target=work, name="tjump-run")
-        previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
-        try:
-            if interactive:
-                threading.Thread(target=read_lines, name="tjump-stdin", daemon=True).start()
-            worker.start()
-            while worker.is_alive():
-                worker.join(0.2)
-                seq = holder.get("sequencer")
-                if seq is not None and seq.state == "paused" and not lines.empty():
-                    lines.get_nowait()
-                    interrupts = 0
-                    seq.resume()
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
-    result = outcome.get("result", outcome.get("error"))
-    if not isinstance(result, RunResult):
-        raise result if isinstance(result, BaseException) else RuntimeError("the run ended")
-    return result
+            self.lines.put(line)
 
 
 @contextmanager

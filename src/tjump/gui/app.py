@@ -24,7 +24,7 @@ from tjump.gui.traces import TracesPanel
 from tjump.gui.worker import RunWorker
 from tjump.protocol.schedule import Segment
 from tjump.rig import Rig, build_rig, load_rig
-from tjump.sequencer import Progress, RunResult
+from tjump.sequencer import Progress, RunResult, RunState
 
 _PLOTS_HZ = 5
 _OVERVIEW_HZ = 1
@@ -116,7 +116,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.worker.failed.connect(self._on_failed)
         self.heater.set_heater(None)
         self.devices.set_rig(None, f"the run into {output}")
-        self.run_control.set_state("running")
+        self.run_control.set_state(RunState.RUNNING)
         self.run_control.log(f"run started -> {output}")
         self._rig_used = True
         self.worker.start()
@@ -153,7 +153,7 @@ class MainWindow(QtWidgets.QMainWindow):
         return output
 
     def _on_state(self, state: str) -> None:
-        if state != "finished":
+        if state != RunState.FINISHED:
             self.run_control.set_state(state)
         self.run_control.log(f"run {state}")
         self.status.setText(state)
@@ -179,7 +179,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self._run_ended("failed")
 
     def _run_ended(self, status: str) -> None:
-        self.run_control.set_state("finished")
+        self.run_control.set_state(RunState.FINISHED)
         self.status.setText(status)
         self._tick()
         self._update_plots(overview=True)

@@ -11,9 +11,9 @@ from qtpy import QtCore, QtGui, QtWidgets
 from tjump.errors import TjumpError
 from tjump.gui.style import hide_row_numbers
 from tjump.protocol.schedule import Segment
-from tjump.sequencer import Progress, RunPlan, plan_run
+from tjump.sequencer import Progress, RunPlan, RunState, plan_run
 
-_RUNNING = ("running", "pausing", "paused")
+_RUNNING = (RunState.RUNNING, RunState.PAUSING, RunState.PAUSED)
 _COLUMNS = ("segment", "kind", "setpoint K", "cycle", "frames", "seconds", "from")
 
 
@@ -144,15 +144,15 @@ class RunControl(QtWidgets.QWidget):
         self.schedule.resizeColumnsToContents()
 
     def set_state(self, state: str) -> None:
-        """idle | running | pausing | paused | finished: which buttons make sense."""
+        """ "idle" (no run yet) or a `RunState`: which buttons make sense."""
         self.state = state
         running = state in _RUNNING
         self.start_button.setEnabled(self.plan is not None and not running)
         self.open_button.setEnabled(not running)
-        self.pause_button.setEnabled(state == "running")
-        self.resume_button.setEnabled(state in ("pausing", "paused"))
+        self.pause_button.setEnabled(state == RunState.RUNNING)
+        self.resume_button.setEnabled(state in (RunState.PAUSING, RunState.PAUSED))
         self.abort_button.setEnabled(running)
-        if state in ("pausing", "paused"):
+        if state in (RunState.PAUSING, RunState.PAUSED):
             self.progress_label.setText(f"{state} (heater made safe at the next boundary)")
 
     def set_segment(self, segment: Segment) -> None:

@@ -1,23 +1,22 @@
-"""A run in a worker thread: the GUI asks for pause, resume and abort, and hears about
-the run through Qt signals queued to its own thread."""
+"""A run in its own thread: the GUI controls the runner directly (pause, resume and
+abort work at any time) and hears about the run through Qt signals, which Qt queues to
+the GUI's thread."""
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 
 from qtpy import QtCore
 
 from tjump.gui.live_data import LiveData
-from tjump.protocol.schedule import Segment
 from tjump.rig import Rig
-from tjump.sequencer import Progress, RunPlan, RunResult, Sequencer, run_plan
+from tjump.sequencer import RunHandle, Runner, RunPlan, RunResult, open_run
 
 
 class RunWorker(QtCore.QObject):
     """Runs one plan on a rig in a thread named `tjump-run`."""
 
-    state_changed = QtCore.Signal(str)
+    state_changed = QtCore.Signal(str)  # a RunState
     progress = QtCore.Signal(object)  # Progress
     segment_started = QtCore.Signal(object)  # Segment
     finished = QtCore.Signal(object)  # RunResult
@@ -36,66 +35,55 @@ class RunWorker(QtCore.QObject):
         self.rig = rig
         self.output = output
         self.live = live
-        self.sequencer: Sequencer | None = None
+        self.runner: Runner | None = None
+        self.handle: RunHandle | None = None
         self.result: RunResult | None = None
-        self._thread = threading.Thread(target=self._run, name="tjump-run")
-        self._abort_requested = threading.Event()
 
     def start(self) -> None:
+        """Create the run directory and start the run; `failed` if it cannot start."""
+        try:
+            runner = open_run(self.plan, self.output, rig=self.rig)
+        except Exception as e:  # reported to the user; no device was started
+            self.failed.emit(f"{type(e).__name__}: {e}")
+            return
+        events = runner.events
+        self.live.connect(events)
+        events.state_changed.connect(self.state_changed.emit)
+        events.progress.connect(self.progress.emit)
+        events.segment_started.connect(self.segment_started.emit)
+        events.finished.connect(self._finished)
+        events.failed.connect(self._failed)
+        self.runner = runner
         self.live.start()
-        self._thread.start()
+        self.handle = runner.start()
 
     def is_running(self) -> bool:
-        return self._thread.is_alive()
+        return self.handle is not None and not self.handle.done()
 
     def pause(self) -> None:
-        if self.sequencer is not None:
-            self.sequencer.pause()
+        if self.runner is not None:
+            self.runner.pause()
 
     def resume(self) -> None:
-        if self.sequencer is not None:
-            self.sequencer.resume()
+        if self.runner is not None:
+            self.runner.resume()
 
     def abort(self) -> None:
-        """Ask the run to stop; also honoured if it has not reached the sequencer yet."""
-        self._abort_requested.set()
-        if self.sequencer is not None:
-            self.sequencer.abort()
+        if self.runner is not None:
+            self.runner.abort()
 
     def wait(self, timeout_s: float | None = None) -> bool:
         """Block until the run thread ends; True if it did."""
-        if self._thread.ident is not None:
-            self._thread.join(timeout_s)
-        return not self._thread.is_alive()
+        if self.handle is not None:
+            self.handle.thread.join(timeout_s)
+        return not self.is_running()
 
-    def _connect(self, sequencer: Sequencer) -> None:
-        self.sequencer = sequencer
-        events = sequencer.events
-        self.live.connect(events)
-        events.state_changed.connect(self._on_state)
-        events.progress.connect(self._on_progress)
-        events.segment_started.connect(self._on_segment)
-        if self._abort_requested.is_set():
-            sequencer.abort()
+    def _finished(self, result: RunResult) -> None:
+        """In the run's thread: the live data complete first, then the GUI told."""
+        self.live.stop()
+        self.result = result
+        self.finished.emit(result)
 
-    def _on_state(self, state: str) -> None:
-        self.state_changed.emit(state)
-
-    def _on_progress(self, progress: Progress) -> None:
-        self.progress.emit(progress)
-
-    def _on_segment(self, segment: Segment) -> None:
-        self.segment_started.emit(segment)
-
-    def _run(self) -> None:
-        message = ""
-        try:
-            self.result = run_plan(self.plan, self.output, connect=self._connect, rig=self.rig)
-        except Exception as e:  # reported to the user; the sequencer made the heater safe
-            message = f"{type(e).__name__}: {e}"
-        finally:
-            self.live.stop()
-        if self.result is None:
-            self.failed.emit(message)
-        else:
-            self.finished.emit(self.result)
+    def _failed(self, error: BaseException) -> None:
+        self.live.stop()
+        self.failed.emit(f"{type(error).__name__}: {error}")

@@ -6,10 +6,11 @@ from pathlib import Path
 
 from tjump.errors import InputError
 from tjump.files import load_yaml, validate
-from tjump.protocol.schedule import Schedule, Segment, build_schedule
+from tjump.protocol.schedule import Schedule, Segment, SegmentKind, build_schedule
 from tjump.protocol.schema import Protocol
 from tjump.rig.calibration import HeaterCalibration
 from tjump.rig.config import RigConfig
+from tjump.rig.heater import TimeAbove
 
 
 def load_protocol(path: Path) -> Protocol:
@@ -49,7 +50,7 @@ def _not_run_yet(protocol: Protocol) -> list[str]:
 
 
 def _camera_problems(seg: Segment, rig: RigConfig) -> list[str]:
-    if seg.kind == "wait":
+    if not seg.kind.takes_frames:
         return []
     problems = []
     fps, where = seg.frame_rate_hz, _step_field(seg)
@@ -103,17 +104,15 @@ def _temperature_problems(
 
 def _time_above_problems(schedule: Schedule, rig: RigConfig) -> list[str]:
     """Continuous stretches above the rig's max_time_above temperature that last too long."""
-    limit = rig.limits.max_time_above
+    rule, limit = TimeAbove(rig.limits.max_time_above), rig.limits.max_time_above
     problems: list[str] = []
-    seconds = 0.0
     for seg in schedule.segments:
-        seconds = seconds + seg.duration_s if seg.setpoint_K > limit.temperature_K else 0.0
-        if seconds > limit.seconds:
+        if not rule.add(seg.setpoint_K, seg.duration_s):
             problems.append(
-                f"{seg.field}: {seconds:g} s in a row above {limit.temperature_K:g} K exceeds "
-                f"the rig's max_time_above {limit.seconds:g} s"
+                f"{seg.field}: {rule.seconds:g} s in a row above {limit.temperature_K:g} K "
+                f"exceeds the rig's max_time_above {limit.seconds:g} s"
             )
-            seconds = 0.0
+            rule.reset()
     return problems
 
 
@@ -126,9 +125,16 @@ def _arm_time_problems(schedule: Schedule, rig: RigConfig) -> list[str]:
     arm = generator.arm_time_s
     problems = []
     for before, seg in zip(schedule.segments, schedule.segments[1:], strict=False):
-        heated = seg.kind != "wait" and seg.setpoint_K > rig.ambient_K
-        if heated and before.setpoint_K <= rig.ambient_K and before.duration_s < arm:
-            where = before.field.rsplit(".", 1)[0] + ".cool_s" if before.kind == "cool" else ""
+        if (
+            seg.heated_above(rig.ambient_K)
+            and before.setpoint_K <= rig.ambient_K
+            and before.duration_s < arm
+        ):
+            where = (
+                before.field.rsplit(".", 1)[0] + ".cool_s"
+                if before.kind is SegmentKind.COOL
+                else ""
+            )
             problems.append(
                 f"{where or before.field}: {before.duration_s:g} s at 0 V before the "
                 f"{seg.kind} step is shorter than the time to arm its heat pulse, "

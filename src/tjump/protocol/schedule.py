@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 from tjump.errors import InputError
 from tjump.protocol.schema import (
@@ -20,6 +21,22 @@ from tjump.protocol.schema import (
 )
 
 
+class SegmentKind(StrEnum):
+    """What a segment does; its value is the `kind` text of frames.csv and the run log."""
+
+    BASELINE = "baseline"  # ambient, frames for finding particles
+    HEAT = "heat"  # one heating of a series
+    COOL = "cool"  # the cooling after a heat or an ablation
+    ABLATION = "ablation"
+    HOLD = "hold"
+    LIGHT = "light"  # the sample lit, at a set temperature
+    WAIT = "wait"  # time passes, no frames
+
+    @property
+    def takes_frames(self) -> bool:
+        return self is not SegmentKind.WAIT
+
+
 @dataclass(frozen=True)
 class Segment:
     """A stretch of constant heater setpoint and camera settings.
@@ -29,7 +46,7 @@ class Segment:
     of a series (1-based, 0 outside one); a `wait` segment takes no frames."""
 
     index: int
-    kind: str  # baseline | heat | cool | ablation | hold | light | wait
+    kind: SegmentKind
     setpoint_K: float
     first_frame: int
     frames: int
@@ -44,6 +61,10 @@ class Segment:
     @property
     def end_frame(self) -> int:
         return self.first_frame + self.frames
+
+    def heated_above(self, ambient_K: float) -> bool:
+        """Whether the heater drives the film above `ambient_K` (never in a wait)."""
+        return self.kind.takes_frames and self.setpoint_K > ambient_K
 
 
 @dataclass(frozen=True)
@@ -82,7 +103,7 @@ class _Builder:
 
     def add(
         self,
-        kind: str,
+        kind: SegmentKind,
         setpoint: float,
         seconds: float,
         step: Step,
@@ -98,8 +119,8 @@ class _Builder:
             or self.protocol.exposure_ms
             or self.default_exposure_ms
         )
-        frames = 0 if kind == "wait" else frames_in(seconds, fps)
-        duration = seconds if kind == "wait" else frames / fps
+        frames = frames_in(seconds, fps) if kind.takes_frames else 0
+        duration = frames / fps if kind.takes_frames else seconds
         self.segments.append(
             Segment(
                 len(self.segments),
@@ -124,30 +145,51 @@ class _Builder:
     def step(self, step: Step, at: str, top: int) -> None:
         ambient = self.ambient_K
         if isinstance(step, BaselineStep):
-            self.add("baseline", ambient, step.duration_s, step, top, 0, f"{at}.duration_s")
+            self.add(
+                SegmentKind.BASELINE, ambient, step.duration_s, step, top, 0, f"{at}.duration_s"
+            )
         elif isinstance(step, SeriesStep):
             low = step.low_K if step.low_K is not None else ambient
             for j, temp in enumerate(step.temperatures_K):
                 for cycle in range(1, step.cycles + 1):
                     self.add(
-                        "heat", temp, step.heat_s, step, top, cycle, f"{at}.temperatures_K.{j}"
+                        SegmentKind.HEAT,
+                        temp,
+                        step.heat_s,
+                        step,
+                        top,
+                        cycle,
+                        f"{at}.temperatures_K.{j}",
                     )
-                    self.add("cool", low, step.cool_s, step, top, cycle, f"{at}.low_K")
+                    self.add(SegmentKind.COOL, low, step.cool_s, step, top, cycle, f"{at}.low_K")
         elif isinstance(step, AblationStep):
             self.add(
-                "ablation", step.temperature_K, step.duration_s, step, top, 0, f"{at}.temperature_K"
+                SegmentKind.ABLATION,
+                step.temperature_K,
+                step.duration_s,
+                step,
+                top,
+                0,
+                f"{at}.temperature_K",
             )
-            self.add("cool", ambient, step.cool_s, step, top, 0, f"{at}.cool_s")
+            self.add(SegmentKind.COOL, ambient, step.cool_s, step, top, 0, f"{at}.cool_s")
         elif isinstance(step, HoldStep):
             temp = step.temperature_K if step.temperature_K is not None else ambient
-            self.add("hold", temp, step.duration_s, step, top, 0, f"{at}.temperature_K")
+            self.add(SegmentKind.HOLD, temp, step.duration_s, step, top, 0, f"{at}.temperature_K")
         elif isinstance(step, LightStep):
             temp = step.temperature_K if step.temperature_K is not None else ambient
             self.add(
-                "light", temp, step.duration_s, step, top, 0, f"{at}.temperature_K", light=True
+                SegmentKind.LIGHT,
+                temp,
+                step.duration_s,
+                step,
+                top,
+                0,
+                f"{at}.temperature_K",
+                light=True,
             )
         elif isinstance(step, WaitStep):
-            self.add("wait", ambient, step.duration_s, step, top, 0, f"{at}.duration_s")
+            self.add(SegmentKind.WAIT, ambient, step.duration_s, step, top, 0, f"{at}.duration_s")
         elif isinstance(step, RepeatStep):
             for _ in range(step.times):
                 self.steps(step.steps, f"{at}.steps", top)

@@ -14,9 +14,30 @@ from tjump.devices.interfaces import HeaterSupply
 from tjump.devices.pulse import PulsedSupply
 from tjump.errors import DeviceError, LimitError
 from tjump.rig.calibration import HeaterCalibration
-from tjump.rig.config import Limits
+from tjump.rig.config import Limits, TimeAboveLimit
 
 T = TypeVar("T")
+
+
+class TimeAbove:
+    """The rig's max_time_above rule, the one copy of it: at most `limit.seconds` in one
+    go above `limit.temperature_K`. Stretches are added in time order; one at or below
+    that temperature starts the count again. Used by the protocol check (the whole
+    schedule), the heater (one heat pulse) and the runner (while running)."""
+
+    def __init__(self, limit: TimeAboveLimit) -> None:
+        self.limit = limit
+        self.seconds = 0.0  # in one go above the temperature, up to the last stretch added
+
+    def add(self, temperature_K: float, duration_s: float) -> bool:
+        """Count a stretch at `temperature_K`; False if the film is now above too long."""
+        above = temperature_K > self.limit.temperature_K
+        self.seconds = self.seconds + duration_s if above else 0.0
+        return self.seconds <= self.limit.seconds
+
+    def reset(self) -> None:
+        """Start the count again (the film was let cool: a pause, a reported problem)."""
+        self.seconds = 0.0
 
 
 class Heater:
@@ -73,7 +94,7 @@ class Heater:
             )
         self._check_drive(volts)
         above = self.limits.max_time_above
-        if temperature_K > above.temperature_K and duration_s > above.seconds:
+        if not TimeAbove(above).add(temperature_K, duration_s):
             raise LimitError(
                 "heater",
                 f"{duration_s:g} s above {above.temperature_K:g} K is longer than the "

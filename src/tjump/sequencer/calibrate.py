@@ -38,7 +38,9 @@ from tjump.analysis.thermometry import (
 from tjump.errors import InputError
 from tjump.rig import load_calibration, load_rig
 from tjump.rig.heater_model import FilmResistance, HeaterModel, ThermalComponent
-from tjump.sequencer.runner import plan_run, run_plan
+from tjump.sequencer.launch import run_plan
+from tjump.sequencer.plan import plan_run
+from tjump.sequencer.states import FinishReason
 from tjump.storage.layout import DAQ_CSV, FRAMES_CSV
 
 FloatArray = NDArray[np.float64]
@@ -141,7 +143,7 @@ def measure_heater(
     protocol.write_text(calibration_protocol(levels_K, hold_s, cool_s), encoding="utf-8")
     run = folder / "run"
     result = run_plan(plan_run(protocol, rig_path), run, seed=seed)
-    if result.status != "complete":
+    if result.status is not FinishReason.COMPLETE:
         raise InputError(f"the calibration run did not complete ({result.status}): see {run}")
     return analyse_calibration_run(run, rig.ambient_K)
 

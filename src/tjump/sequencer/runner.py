@@ -1,321 +1,403 @@
-"""The scripting API: check a protocol against a rig, run it into a run directory, and
-resume a run that was cut short.
+"""The runner: drives an engine through a schedule and hands everything it yields to the
+sinks. Where a frame goes is `Runner._put`, called from the one loop `_feed`.
 
-    from tjump.sequencer import plan_run, run_plan, resume_run
-    plan = plan_run("configs/protocols/demo.yaml", "configs/rigs/sim.yaml")
-    result = run_plan(plan, Path("runs/demo"))
-"""
+    runner = open_run(plan, Path("runs/demo"))      # tjump.sequencer.plan
+    runner.events.progress.connect(print)
+    handle = runner.start()                         # its own thread; or runner.run()
+    runner.pause(); runner.resume(); runner.abort() # from any thread, at any time
+    result = handle.wait()
+
+Every way out of `run` (the end, an abort, a fault, an exception in a sink or a
+listener's wish, KeyboardInterrupt, the watchdog) leaves the heater safe first."""
 
 from __future__ import annotations
 
-import datetime as dt
-import platform
-import shutil
+import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
-from importlib.metadata import version
-from pathlib import Path
-from typing import Any
+from collections.abc import Iterable, Sequence
+from enum import StrEnum
+from typing import Any, Protocol
 
-import yaml
+import numpy as np
+from numpy.typing import NDArray
+from psygnal import SignalInstance
 
-from tjump import __version__
-from tjump.errors import InputError
-from tjump.files import load_yaml
-from tjump.protocol import Protocol, Schedule, check_against_rig, load_protocol
-from tjump.rig import Rig, RigConfig, build_rig, load_calibration, load_rig
-from tjump.sequencer.sequencer import RunResult, Sequencer
-from tjump.storage import RunDirectory
-from tjump.storage.layout import (
-    FRAMES_CSV,
-    INPUT_FILES,
-    RUN_CALIBRATION,
-    RUN_HEATER_MODEL,
-    RUN_MM_CONFIG,
-    RUN_PROTOCOL,
-    RUN_RIG,
-)
-from tjump.storage.repair import mark_segments, repair
-from tjump.storage.scan import Row, read_table
-from tjump.storage.verify import read_manifest, require_consistent
-from tjump.storage.writer import RunWriter
+from tjump.errors import RunAborted, TjumpError
+from tjump.protocol.schedule import Schedule, Segment
+from tjump.sequencer.engine import Acquired, Engine, Note, Output, Samples
+from tjump.sequencer.events import Progress, RunEvents, RunResult
+from tjump.sequencer.sinks import Ending, LiveTraces, RunDirectorySink, Sink
+from tjump.sequencer.states import FinishReason, RunState
+from tjump.sequencer.watchdog import Watchdog
+from tjump.storage.layout import FrameRecord
 
-DEFAULT_RIG = Path("configs/rigs/sim.yaml")
+_PROGRESS_EVERY_S = 0.1
+_POLL_S = 0.05
 
 
-@dataclass(frozen=True)
-class RunPlan:
-    """A protocol checked against a rig: everything known before a device is touched."""
+class Decision(StrEnum):
+    """What a `RunPolicy` asks for after a frame."""
 
-    protocol: Protocol
-    protocol_path: Path | None  # None for a protocol built in Python
-    rig: RigConfig
-    rig_path: Path
-    schedule: Schedule
+    CONTINUE = "continue"
+    SUSPEND = "suspend"  # pause at the next segment boundary (heater made safe there)
+
+
+class RunPolicy(Protocol):
+    """Consulted by the runner after every frame has reached the sinks (in the
+    acquisition thread: keep it quick). Adaptive protocols decide here."""
+
+    def on_frame(self, segment: Segment, record: FrameRecord) -> Decision: ...
+
+
+class Runner:
+    """One run of a schedule: an engine, the run directory, live traces and any other
+    sinks. Pause, resume and abort work from any thread, before the start too."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        schedule: Schedule,
+        directory: RunDirectorySink,
+        traces: LiveTraces | None = None,
+        sinks: Sequence[Sink] = (),
+        policy: RunPolicy | None = None,
+        watchdog_s: float = 30.0,
+    ) -> None:
+        self.engine = engine
+        self.schedule = schedule
+        self.directory = directory
+        self.traces = traces
+        self.policy = policy
+        self.watchdog_s = watchdog_s
+        self.events = RunEvents()
+        self._sinks: tuple[Sink, ...] = (directory, *sinks)  # the run directory first
+        self._state = RunState.READY
+        self._state_lock = threading.Lock()
+        self._abort = threading.Event()
+        self._pause = threading.Event()
+        self._started = False
+        self._watchdog: Watchdog | None = None
+        self._watchdog_fired = False
+        self._listener_errors = 0
+        self._experiment_s = 0.0
+        self._last_progress = 0.0
+        self._segments = {s.index: s for s in schedule.segments}
+        self._first_frame = schedule.segments[0].first_frame
+        left = np.cumsum([s.duration_s for s in reversed(schedule.segments)])[::-1]
+        self._left_after = {
+            s.index: float(left[i + 1]) if i + 1 < len(left) else 0.0
+            for i, s in enumerate(schedule.segments)
+        }
 
     @property
-    def exposure_ms(self) -> float:
-        return self.protocol.exposure_ms or self.rig.camera.exposure_ms
+    def state(self) -> RunState:
+        return self._state
 
-    def frame_shape(self) -> tuple[int, int]:
-        """(rows, columns) of the frames this rig's camera will deliver."""
-        camera = self.rig.devices.camera
-        if camera.roi is not None:
-            width, height = camera.roi[2], camera.roi[3]
-        else:
-            width, height = self.rig.sensor_size()
-        return height // camera.binning, width // camera.binning
+    # -- control, from any thread -------------------------------------------------------
 
-    def bytes_per_frame(self) -> int:
-        rows, columns = self.frame_shape()
-        return rows * columns * 2
+    def abort(self) -> None:
+        """Stop as soon as the current frame is saved (before the start: start nothing);
+        the heater is made safe."""
+        self._abort.set()
 
-    @property
-    def seed(self) -> int | None:
-        """The simulator's seed; a lab rig has none."""
-        return self.rig.seed
+    def pause(self) -> None:
+        """Pause at the next segment boundary: triggers stop, the heater is made safe."""
+        with self._state_lock:
+            if self._state not in (RunState.READY, RunState.RUNNING):
+                return
+            self._pause.set()
+        self._set_state(RunState.PAUSING)
 
+    def resume(self) -> None:
+        """Go on with the next segment (or cancel a pause not yet reached)."""
+        with self._state_lock:
+            if self._state not in (RunState.PAUSING, RunState.PAUSED):
+                return
+            self._pause.clear()
+            going_on = self._state is RunState.PAUSING
+        if going_on:
+            self._set_state(RunState.RUNNING)
 
-def plan_run(protocol: Path | str | Protocol, rig_path: Path | str = DEFAULT_RIG) -> RunPlan:
-    """Load (or take) the protocol and load the rig, and check one against the other;
-    raises `InputError` naming any bad field. No device is touched."""
-    rig_path = Path(rig_path)
-    rig = load_rig(rig_path)
-    if isinstance(protocol, Protocol):
-        protocol_path, source = None, f"'{protocol.name}'"
-    else:
-        protocol_path = Path(protocol)
-        protocol, source = load_protocol(protocol_path), str(protocol_path)
-    calibration = load_calibration(rig.calibration)
-    schedule = check_against_rig(protocol, rig, calibration, source)
-    return RunPlan(protocol, protocol_path, rig, rig_path, schedule)
+    def start(self) -> RunHandle:
+        """Run in a new thread named `tjump-run`."""
+        handle = RunHandle(self)
+        handle.thread.start()
+        return handle
 
+    # -- the run ---------------------------------------------------------------------
 
-def default_output(plan: RunPlan) -> Path:
-    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    return Path("runs") / f"{stamp}-{plan.protocol.name}"
-
-
-def _manifest(plan: RunPlan, seed: int | None, shape: tuple[int, int]) -> dict[str, Any]:
-    packages = ("numpy", "pymmcore-plus", "tifffile", "pydantic", "nidaqmx", "pyvisa")
-    return {
-        "tjump_version": __version__,
-        "started": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
-        "protocol": plan.protocol.name,
-        "protocol_file": str(plan.protocol_path or "(built in Python)"),
-        "rig": plan.rig.name,
-        "rig_file": str(plan.rig_path),
-        "simulated": plan.rig.kind == "simulated",
-        "seed": seed,
-        "frame_rate_hz": plan.schedule.frame_rate_hz,
-        "exposure_ms": plan.exposure_ms,
-        "frames_planned": plan.schedule.total_frames,
-        "frame_shape": list(shape),
-        "dtype": "uint16",
-        "pixel_size_um": plan.rig.camera.pixel_size_um,
-        "daq_sample_rate_hz": plan.rig.daq.sample_rate_hz,
-        "heater_step_response": [[c.weight, c.tau_s] for c in plan.rig.step_response or ()],
-        "versions": {"python": platform.python_version()}
-        | {name: version(name) for name in packages},
-    }
-
-
-def run_plan(
-    plan: RunPlan,
-    output: Path | None = None,
-    seed: int | None = None,
-    connect: Callable[[Sequencer], None] | None = None,
-    rig: Rig | None = None,
-) -> RunResult:
-    """Run the plan and return how it ended.
-
-    `connect` is given the sequencer before it starts, to attach listeners to its signals
-    and keep it for pause, resume and abort. Without `rig`, the plan's rig is built for
-    this run and closed after it; a given `rig` stays open (its owner closes it)."""
-    output = output or default_output(plan)
-    run_seed = plan.seed if seed is None else seed
-    own_rig = rig is None
-    rig = rig or build_rig(plan.rig, run_seed)
-    try:
-        if output.exists() and any(p.name not in INPUT_FILES for p in output.iterdir()):
-            raise InputError(f"output folder {output} already holds files; choose another")
+    def run(self) -> RunResult:
+        """Run the whole schedule in this thread; returns, or raises the fault that ended
+        it, always with the heater safe and the run directory closed. Listeners hear
+        `finished` with the result, or `failed` with the fault."""
+        if self._started:
+            raise RuntimeError("a Runner runs once; make a new one")
+        self._started = True
         try:
-            output.mkdir(parents=True, exist_ok=True)
-            _save_inputs(plan, output)  # before the manifest: a run directory can resume
-        except OSError as e:
-            raise InputError(f"cannot create the run directory {output}: {e}") from e
-        writer = RunWriter(
-            output,
-            _manifest(plan, run_seed, rig.camera.shape()),
-            rig.daq.channels,
-            rig.daq.sample_rate_hz,
+            result = self._run()
+        except BaseException as e:
+            self._emit(self.events.failed, e)
+            raise
+        self._emit(self.events.finished, result)
+        return result
+
+    def _run(self) -> RunResult:
+        wall_start = time.monotonic()
+        status, message = FinishReason.FAILED, ""
+        try:
+            try:
+                self._check_abort()  # aborted before the start: nothing is started
+                self._feed(self.engine.start())
+                with self._state_lock:
+                    starting = self._state is RunState.READY
+                if starting:
+                    self._set_state(RunState.RUNNING)
+                with Watchdog(self.watchdog_s, self._watchdog_expired) as self._watchdog:
+                    for segment in self.schedule.segments:
+                        if self._pause.is_set():
+                            self._wait_paused(segment)
+                        self._run_segment(segment)
+                    self._feed(self.engine.finish())
+                status = FinishReason.COMPLETE
+            except (RunAborted, KeyboardInterrupt):
+                status, message = FinishReason.ABORTED, "stopped on request"
+                if self.state is RunState.READY:
+                    message = "stopped on request before it started; nothing was started"
+                if self._watchdog_fired:
+                    status = FinishReason.FAILED
+                    message = (
+                        f"watchdog: the acquisition loop stalled for over {self.watchdog_s:g} s"
+                    )
+            except TjumpError as e:
+                message = str(e)
+                raise
+            except Exception as e:
+                message = f"{type(e).__name__}: {e}"
+                raise
+            finally:
+                unsafe = self._shut_down()
+                if unsafe:
+                    status, message = FinishReason.FAILED, f"{message}; {unsafe}".strip("; ")
+                self._finish(status, message)
+        finally:
+            self.engine.close()
+        writer = self.directory.writer
+        return RunResult(
+            status,
+            writer.frames_written,
+            self.schedule.total_frames,
+            writer.directory,
+            self._experiment_s,
+            time.monotonic() - wall_start,
+            message,
+            self.engine.dropped_frames,
+            writer.session_frames,
         )
-        sequencer = Sequencer(rig, plan.schedule, writer)
-        if connect is not None:
-            connect(sequencer)
-        return sequencer.run()
-    finally:
-        if own_rig:
-            rig.close()
 
-
-def _save_inputs(plan: RunPlan, output: Path) -> None:
-    """Keep the protocol, the rig file and its calibration with the run, so the run
-    directory alone can be resumed and understood."""
-    if plan.protocol_path is not None:
-        shutil.copyfile(plan.protocol_path, output / RUN_PROTOCOL)
-    else:
-        text = yaml.safe_dump(
-            plan.protocol.model_dump(mode="json", exclude_none=True), sort_keys=False
+    def _run_segment(self, segment: Segment) -> None:
+        self._check_abort()
+        self._feed(self.engine.begin(segment))
+        self._emit(self.events.segment_started, segment)
+        self._feed(self.engine.acquire(segment))
+        self._feed(self.engine.end(segment))
+        self._experiment_s = self.engine.now()
+        for sink in self._sinks:
+            sink.segment_done()
+        self._feed(
+            [Note("segment_finished", {"segment": segment.index, "time_s": self._experiment_s})]
         )
-        (output / RUN_PROTOCOL).write_text(text, encoding="utf-8")
-    shutil.copyfile(plan.rig.calibration, output / RUN_CALIBRATION)
-    rig = load_yaml(plan.rig_path, "rig") | {"calibration": RUN_CALIBRATION}
-    heater_model = plan.rig.heater_model
-    if heater_model is not None and heater_model.is_file():  # what `tjump calibrate` measured
-        shutil.copyfile(heater_model, output / RUN_HEATER_MODEL)
-        rig["heater_model"] = RUN_HEATER_MODEL
-    mm_config = plan.rig.devices.camera.config
-    if mm_config is not None:  # the lab camera's Micro-Manager configuration
-        shutil.copyfile(mm_config, output / RUN_MM_CONFIG)
-        rig["devices"]["camera"]["config"] = RUN_MM_CONFIG
-    (output / RUN_RIG).write_text(yaml.safe_dump(rig, sort_keys=False), encoding="utf-8")
+        self._emit(self.events.segment_finished, segment)
 
+    def _feed(self, items: Iterable[Output]) -> None:
+        """The loop every item of the engine goes through: each is put where it belongs;
+        after a frame or samples (not a note, which may tell of a fault about to be
+        raised) the run may stop (an abort) and the watchdog hears the loop is alive."""
+        for item in items:
+            self._put(item)
+            if not isinstance(item, Note):
+                self._check_abort()
+                if self._watchdog is not None:
+                    self._watchdog.kick()
 
-def unfinished_segments(run: RunDirectory, schedule: Schedule, rows: list[Row]) -> list[int]:
-    """Segments not done: never logged as finished, or whose last frame is not on disk (a
-    power cut can lose frames the log saw written)."""
-    finished = {e.get("segment") for e in run.log() if e.get("event") == "segment_finished"}
-    have = {r.get("schedule_frame", r["frame"]) for r in rows if not r.get("missing")}
-    return [
-        seg.index
-        for seg in schedule.segments
-        if seg.index not in finished or (seg.frames and seg.end_frame - 1 not in have)
-    ]
+    def _put(self, item: Output) -> None:
+        """Where everything goes. A frame: every sink (the run directory first), then the
+        listeners, then the live traces (their finds to the run directory and the
+        listeners), then progress and the policy. Samples and notes: every sink."""
+        if isinstance(item, Acquired):
+            image, record = item.image, item.record
+            for sink in self._sinks:
+                sink.frame(image, record)
+            self._emit(self.events.frame_acquired, image, record)
+            self._measure(record.frame, image)
+            segment = self._segments[record.segment]
+            self._report_progress(segment, record.schedule_frame + 1)
+            if self.policy is not None and self.policy.on_frame(segment, record) is (
+                Decision.SUSPEND
+            ):
+                self.pause()
+        elif isinstance(item, Samples):
+            for block in item.blocks:
+                for sink in self._sinks:
+                    sink.samples(block)
+        else:
+            for sink in self._sinks:
+                sink.note(item)
 
+    def _measure(self, frame: int, image: NDArray[np.uint16]) -> None:
+        if self.traces is None:
+            return
+        update = self.traces.measure(frame, image)
+        if update is None:
+            return
+        if update.found is not None:
+            self.directory.particles(update.found)
+            self._emit(self.events.particles_found, update.found)
+        self.directory.traces(update.first_frame, update.rows)
+        self._emit(self.events.traces_measured, update.first_frame, update.rows)
 
-def resume_point(run: RunDirectory, schedule: Schedule, rows: list[Row] | None = None) -> int:
-    """Index of the segment to resume at: the first not done that is not the cooling half
-    of a cycle (the next whole cycle), or -1 if nothing is left."""
-    if rows is None:
-        rows = read_table(run.path / FRAMES_CSV).rows
-    undone = set(unfinished_segments(run, schedule, rows))
-    for seg in schedule.segments:
-        if seg.index in undone and seg.kind != "cool":
-            return seg.index
-    return -1
-
-
-def _cut_short(schedule: Schedule, undone: list[int], start: int) -> set[int]:
-    """Segments whose frames so far belong to a cycle not finished: those done again from
-    `start` on, and a cooling skipped with the heating before it."""
-    cut = {i for i in undone if i < start} | {s.index for s in schedule.segments[start:]}
-    kinds = {s.index: s.kind for s in schedule.segments}
-    for i in list(cut):
-        if kinds.get(i) == "cool" and kinds.get(i - 1) in ("heat", "ablation"):
-            cut.add(i - 1)
-    return cut
-
-
-@dataclass(frozen=True)
-class ResumeResult:
-    """How a resumed session ended, with the whole run's totals and the repair before it."""
-
-    session: RunResult
-    run_frames: int  # readable frames of the whole run now
-    run_frames_planned: int  # frames of the whole schedule
-    interrupted_frames: int  # frames of cycles cut short and redone (kept, marked)
-    repairs: list[str]
-
-
-def resume_run(
-    directory: Path | str, connect: Callable[[Sequencer], None] | None = None
-) -> RunResult:
-    """Continue an interrupted run in its own directory at the next whole cycle; the
-    frames already taken stay, and the gap is recorded in the log and the manifest."""
-    return resume_run_checked(directory, connect).session
-
-
-def resume_run_checked(
-    directory: Path | str, connect: Callable[[Sequencer], None] | None = None
-) -> ResumeResult:
-    """`resume_run`, telling also what the repair before it did and the run's totals.
-
-    The run directory is first made consistent (`repair`: a torn page cut, a row a crash
-    lost rebuilt from its page, the unfinished cycle marked interrupted), then new frames
-    are numbered on from the highest number the run holds."""
-    path = Path(directory)
-    manifest = read_manifest(path)
-    if manifest.get("status") == "complete":
-        raise InputError(f"run {path} is already complete; nothing to resume")
-    repairs = repair(path)
-    verdict = require_consistent(path, "resume")
-    run = RunDirectory(path)
-    manifest = run.manifest()
-    plan = plan_run(run.path / RUN_PROTOCOL, run.path / RUN_RIG)
-    rows = verdict.table.rows
-    start = resume_point(run, plan.schedule, rows)
-    if start >= 0:
-        undone = unfinished_segments(run, plan.schedule, rows)
-        marked = mark_segments(path, _cut_short(plan.schedule, undone, start))
-        if marked:
-            repairs.append(f"{FRAMES_CSV}: {marked} frames of cycles done again marked interrupted")
-    if start < 0:
-        raise InputError(
-            f"run {run.path} has finished every step, though its status is "
-            f"'{manifest.get('status')}'; nothing to resume (analyse or export it as it is)"
+    def _report_progress(self, segment: Segment, frames_done: int) -> None:
+        now = time.monotonic()
+        if now - self._last_progress <= _PROGRESS_EVERY_S and frames_done != segment.end_frame:
+            return
+        self._last_progress = now
+        here = (segment.end_frame - frames_done) / segment.frame_rate_hz
+        progress = Progress(
+            frames_done - self._first_frame,
+            self.schedule.total_frames,
+            segment.index,
+            segment.kind,
+            segment.setpoint_K,
+            segment.cycle,
+            self.engine.now(),
+            self._left_after[segment.index] + here,
         )
-    frames_done = len(verdict.pages)
-    last_time = max((float(r["time_s"]) for r in rows), default=0.0)
-    gap_s = max(0.0, time.time() - (run.path / FRAMES_CSV).stat().st_mtime)
-    offset = last_time + 1.0 / plan.schedule.frame_rate_hz + gap_s
-    schedule = plan.schedule.from_segment(start)
-    sessions = [
-        *manifest.get("sessions", []),
-        {
-            "resumed": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
-            "at_segment": start,
-            "time_offset_s": round(offset, 6),
-            "gap_s": round(gap_s, 3),
-            "frames_before": frames_done,
-            "first_frame": verdict.next_frame,
-        },
-    ]
-    rig = build_rig(plan.rig, manifest.get("seed"))
-    try:
-        writer = RunWriter(
-            run.path,
-            {**manifest, "frames": frames_done, "sessions": sessions},
-            rig.daq.channels,
-            rig.daq.sample_rate_hz,
-            resume=True,
-            next_frame=verdict.next_frame,
+        self._emit(self.events.progress, progress)
+
+    def _wait_paused(self, segment: Segment) -> None:
+        """Stop triggering, make the heater safe and wait for resume or abort."""
+        self._feed(self.engine.suspend())
+        paused_at = self.engine.now()
+        self._log("paused", time_s=paused_at, before_segment=segment.index)
+        with self._state_lock:
+            still_pausing = self._pause.is_set()
+        if still_pausing:
+            self._set_state(RunState.PAUSED)
+        while self._pause.is_set():
+            self._check_abort()
+            if self._watchdog is not None:
+                self._watchdog.kick()
+            time.sleep(_POLL_S)
+            self._feed(self.engine.idle(_POLL_S))
+        now = self.engine.now()
+        self._log("resumed", time_s=now, gap_s=now - paused_at)
+        self._set_state(RunState.RUNNING)
+
+    # -- safety ------------------------------------------------------------------------
+
+    def _check_abort(self) -> None:
+        if self._abort.is_set():
+            raise RunAborted("run aborted")
+
+    def _watchdog_expired(self) -> None:
+        """From the watchdog's thread: the loop is stuck; the heater goes safe now."""
+        self._watchdog_fired = True
+        self._abort.set()
+        try:
+            self.engine.make_safe()
+            self._log("watchdog", error=f"no progress for {self.watchdog_s:g} s; heater safe")
+        except Exception as e:
+            self._log("watchdog", error=f"heater not confirmed safe: {e}")
+
+    def _shut_down(self) -> str:
+        """Heater safe first, then stop the engine and save what remains. Returns a
+        message if the heater could not be confirmed safe."""
+        message = ""
+        try:
+            self.engine.make_safe()
+            self._log_quietly("heater_safe")
+        except Exception as e:
+            message = f"HEATER NOT CONFIRMED SAFE: {e}"
+            self._log_quietly("heater_unsafe", error=str(e))
+        for item in self.engine.stop():
+            try:
+                self._put(item)
+            except Exception as e:
+                self._log_quietly("shutdown_error", error=f"{type(e).__name__}: {e}")
+        return message
+
+    def _finish(self, status: FinishReason, message: str) -> None:
+        """Close the sinks and record how the run ended; the run directory last, as a
+        disk that fails there must not hide the run's own error (the frames already
+        written are safe)."""
+        ending = Ending(
+            status,
+            message,
+            self._listener_errors,
+            self.engine.dropped_frames,
+            self.engine.train_mismatches,
         )
-        writer.log(
-            "run_resumed",
-            at_segment=start,
-            time_s=offset,
-            gap_s=gap_s,
-            frames_before=frames_done,
-            first_frame=verdict.next_frame,
-        )
-        sequencer = Sequencer(rig, schedule, writer, time_offset_s=offset, online_traces=False)
-        if connect is not None:
-            connect(sequencer)
-        result = sequencer.run()
-    finally:
-        rig.close()
-    interrupted = sum(1 for r in read_table(path / FRAMES_CSV).rows if r.get("interrupted"))
-    return ResumeResult(result, result.frames, plan.schedule.total_frames, interrupted, repairs)
+        for sink in self._sinks[1:]:
+            try:
+                sink.close(ending)
+            except Exception as e:
+                self._log_quietly("shutdown_error", error=f"{type(e).__name__}: {e}")
+        self._log_quietly("run_finished", status=status, message=message)
+        try:
+            self.directory.close(ending)
+        except TjumpError:
+            if status is not FinishReason.FAILED:
+                raise
+        finally:
+            self._set_state(RunState.FINISHED)
+
+    def _log(self, event: str, **fields: Any) -> None:
+        self.directory.note(Note(event, fields))
+
+    def _log_quietly(self, event: str, **fields: Any) -> None:
+        """Log, unless the disk itself is what failed."""
+        self.directory.note(Note(event, fields, quiet=True))
+
+    # -- signals -----------------------------------------------------------------------
+
+    def _set_state(self, state: RunState) -> None:
+        with self._state_lock:
+            self._state = state
+        self._emit(self.events.state_changed, state)
+
+    def _emit(self, signal: SignalInstance, *args: Any) -> None:
+        try:
+            signal.emit(*args)
+        except Exception as e:  # a listener's fault must not stop the acquisition
+            self._listener_errors += 1
+            if self._listener_errors == 1:
+                cause = e.__cause__ or e  # psygnal wraps the listener's own exception
+                self._log_quietly("listener_error", error=f"{type(cause).__name__}: {cause}")
 
 
-def run_protocol(
-    protocol_path: Path | str,
-    rig_path: Path | str = DEFAULT_RIG,
-    output: Path | str | None = None,
-    seed: int | None = None,
-) -> RunResult:
-    """Check and run a protocol file on a rig file."""
-    plan = plan_run(protocol_path, rig_path)
-    return run_plan(plan, Path(output) if output else None, seed)
+class RunHandle:
+    """A run going on in its own thread: wait for its result, or ask whether it is done."""
+
+    def __init__(self, runner: Runner) -> None:
+        self.runner = runner
+        self.result: RunResult | None = None
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name="tjump-run")
+
+    def _run(self) -> None:
+        try:
+            self.result = self.runner.run()
+        except BaseException as e:  # handed to whoever waits
+            self.error = e
+
+    def done(self) -> bool:
+        return self.thread.ident is not None and not self.thread.is_alive()
+
+    def wait(self, timeout_s: float | None = None) -> RunResult:
+        """The run's result once it has ended; raises what ended it, or TimeoutError."""
+        self.thread.join(timeout_s)
+        if self.thread.is_alive():
+            raise TimeoutError(f"the run is still going after {timeout_s} s")
+        if self.error is not None:
+            raise self.error
+        assert self.result is not None
+        return self.result

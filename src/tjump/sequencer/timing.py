@@ -8,10 +8,9 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from tjump.devices.interfaces import Camera, Daq
+from tjump.devices.interfaces import Camera, Daq, DaqBlock
 from tjump.errors import DeviceError
 from tjump.protocol.schedule import Segment
-from tjump.storage.writer import RunWriter
 
 SAMPLE_TIMEOUT_S = 5.0
 KEEP_S = 10.0  # seconds of DAQ samples kept in memory for the frames' means
@@ -72,11 +71,12 @@ class TrainCounts:
 
 
 class DaqHistory:
-    """Recent DAQ samples, read as they come and written to the run as they are read."""
+    """Recent DAQ samples, read as they come; each block read waits in `fresh` until the
+    engine hands it on (to be saved by the runner's sinks)."""
 
-    def __init__(self, daq: Daq, writer: RunWriter) -> None:
+    def __init__(self, daq: Daq) -> None:
         self._daq = daq
-        self._writer = writer
+        self.fresh: list[DaqBlock] = []
         self._first = 0
         self._data: NDArray[np.float64] = np.empty((0, len(daq.channels)))
         self._keep = int(KEEP_S * daq.sample_rate_hz)
@@ -102,12 +102,17 @@ class DaqHistory:
         return np.asarray(window.mean(axis=0))
 
     def pull(self) -> None:
-        """Read what the DAQ has, save it, keep the last few seconds for `mean`."""
+        """Read what the DAQ has, keep it for `drain` and the last few seconds for `mean`."""
         block = self._daq.read()
         if len(block.data):
-            self._writer.write_daq(block)
+            self.fresh.append(block)
             self._data = np.concatenate([self._data, block.data])
             excess = len(self._data) - self._keep
             if excess > 0:
                 self._data = self._data[excess:]
                 self._first += excess
+
+    def drain(self) -> list[DaqBlock]:
+        """The blocks read since the last call, oldest first."""
+        blocks, self.fresh = self.fresh, []
+        return blocks
