@@ -15,7 +15,7 @@ from typing import Any, Protocol
 import numpy as np
 from numpy.typing import NDArray
 
-from tjump.devices.interfaces import CameraFrame, DaqBlock
+from tjump.devices.interfaces import CameraFrame, DaqBlock, DaqChannel, DaqLine
 from tjump.errors import CameraTimeout, LimitError, RunAborted
 from tjump.protocol.schedule import Schedule, Segment
 from tjump.rig.build import Rig
@@ -24,9 +24,6 @@ from tjump.sequencer.timing import KEEP_S, DaqHistory, PulseTrain, TrainCounts
 from tjump.storage.layout import FrameRecord
 
 FRAME_TIMEOUT_S = 5.0
-SHUTTER_LINE = "shutter"
-DRIVE_CHANNEL = "drive_V"
-CURRENT_CHANNEL = "current_A"
 
 
 @dataclass(frozen=True)
@@ -155,8 +152,8 @@ class RigEngine:
             a.index: b for a, b in zip(schedule.segments, schedule.segments[1:], strict=False)
         }
         channels = rig.daq.channels
-        self._drive_column = channels.index(DRIVE_CHANNEL)
-        self._current_column = channels.index(CURRENT_CHANNEL)
+        self._drive_column = channels.index(DaqChannel.DRIVE_V)
+        self._current_column = channels.index(DaqChannel.CURRENT_A)
         self._film = rig.config.film  # R(T) of the film: its temperature from V/I
 
     # -- the run, as the runner drives it ----------------------------------------------
@@ -185,7 +182,7 @@ class RigEngine:
         yield from self._train_for(segment)
         drive, bounded = self._step_heater(segment)
         if segment.light:
-            self.rig.daq.set_digital(SHUTTER_LINE, True)
+            self.rig.daq.set_digital(DaqLine.SHUTTER, True)
         yield Note(
             "segment_started",
             {
@@ -213,7 +210,7 @@ class RigEngine:
 
     def end(self, segment: Segment) -> Iterator[Output]:
         if segment.light:
-            self.rig.daq.set_digital(SHUTTER_LINE, False)
+            self.rig.daq.set_digital(DaqLine.SHUTTER, False)
         yield Samples(tuple(self._daq.drain()))
 
     def suspend(self) -> Iterator[Output]:
@@ -242,7 +239,7 @@ class RigEngine:
             return
         rig = self.rig
         steps: tuple[Callable[[], None], ...] = (
-            lambda: rig.daq.set_digital(SHUTTER_LINE, False),
+            lambda: rig.daq.set_digital(DaqLine.SHUTTER, False),
             rig.daq.stop,
             rig.camera.stop,
             self._daq.pull,
