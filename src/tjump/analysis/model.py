@@ -67,6 +67,10 @@ class Population:
 
 @dataclass
 class Analysis:
+    """Everything found in one recording: per particle and cycle (events), per particle and
+    series (fits), per particle and temperature, per temperature (ensemble) and per series
+    (populations, first-order Ea)."""
+
     recording: Recording
     detections: Detections
     traces: TraceSet

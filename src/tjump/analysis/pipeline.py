@@ -142,24 +142,24 @@ def analyze_recording(
     size = calibration.size(initial) if calibration is not None else None
     start_K = _start_states(rec, cycles, response, ambient)
     analysis = Analysis(
-        rec,
-        detections,
-        traces,
-        cycles,
-        common,
-        events,
-        initial,
-        size,
-        {},
-        [],
-        {},
-        skip_cycles,
-        response,
-        start_K,
-        ambient,
-        timings,
-        inert,
-        thermometry,
+        recording=rec,
+        detections=detections,
+        traces=traces,
+        cycles=cycles,
+        common=common,
+        events=events,
+        initial_intensity=initial,
+        size_nm=size,
+        fits={},  # filled below, then the population views
+        ensemble=[],
+        first_order_ea={},
+        skip_cycles=skip_cycles,
+        response=response,
+        start_K=start_K,
+        ambient_K=ambient,
+        timings=timings,
+        inert=inert,
+        thermometry=thermometry,
     )
     _fit(analysis, inferred if temperature_errors else None)
     timings["arrhenius_s"] = time.perf_counter() - clock
