@@ -43,7 +43,7 @@ def write_rig(folder: Path, width: int, height: int, particles: int, daq_hz: flo
     rig = yaml.safe_load((ROOT / "configs/rigs/sim.yaml").read_text())
     rig["calibration"] = str(ROOT / "configs/calibrations/heater-sim.csv")
     rig["daq"] = {"sample_rate_hz": daq_hz}
-    rig["camera"] = {**rig.get("camera", {}), "max_frame_rate_hz": 1000.0}
+    rig["camera"] = {**rig.get("camera", {}), "max_frame_rate_hz": min(1000.0, daq_hz)}
     sim = rig.setdefault("simulation", {})
     sim["sample"] = {"particles": particles, "references": 4, "min_separation_px": 6.0}
     sim["sensor"] = {"width": width, "height": height}
