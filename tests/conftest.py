@@ -11,6 +11,15 @@ import pytest
 from tjump.sim.rig import install
 
 install()  # the tests' rigs are simulated: let load_rig and build_rig read them
+
+
+@pytest.fixture(autouse=True)
+def _simulator_renders_here() -> None:
+    """Each test with the in-process renderer, even after a test ran `tjump.cli.main`
+    (whose simulator renders the camera in a process of its own)."""
+    install()
+
+
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 ROOT = Path(__file__).resolve().parent.parent

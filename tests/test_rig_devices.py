@@ -272,9 +272,10 @@ def test_a_lab_devices_check_never_loads_the_simulator() -> None:
     and loads neither tjump.sim nor Micro-Manager's Python (simulated) devices."""
     code = f"""
 import sys
-from tjump.cli import app
+from tjump.cli import main
+sys.argv = ["tjump", "devices", "check", "--rig", {str(ROOT / "configs" / "rigs" / "lab.yaml")!r}]
 try:
-    app(["devices", "check", "--rig", {str(ROOT / "configs" / "rigs" / "lab.yaml")!r}])
+    main()
 except SystemExit as e:
     print("exit", e.code)
 loaded = [m for m in sys.modules if m.startswith(("tjump.sim", "pymmcore_plus.experimental"))]

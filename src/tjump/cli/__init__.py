@@ -30,17 +30,16 @@ app.add_typer(devices.app, name="devices")
 
 def _simulator() -> Simulator:
     """The simulated rig, imported only when a simulated rig file is read: a lab rig's
-    commands never load the simulator."""
-    from tjump.sim.rig import SIMULATOR
+    commands never load the simulator. Its camera renders in a process of its own, so a
+    simulated run costs tjump what a real camera would."""
+    from tjump.sim.rig import SimulatedRigs
 
-    return SIMULATOR
-
-
-provide_simulator(_simulator)
+    return SimulatedRigs(camera_process=True)
 
 
 def main() -> None:
     """Entry point: one clear message and a non-zero exit code for anything wrong."""
+    provide_simulator(_simulator)
     try:
         app()
     except TjumpError as e:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import tempfile
 from collections.abc import Callable
 from contextlib import ExitStack
@@ -35,6 +36,7 @@ from tjump.rig.simulator import provide_simulator
 from tjump.sim.camera import SimCamera
 from tjump.sim.devices import SimDaq
 from tjump.sim.faults import InjectedFaults
+from tjump.sim.render_process import RenderProcess
 from tjump.sim.rig_config import SimRigConfig
 from tjump.sim.rigol import SimRigolDG1000Z
 from tjump.sim.scpi import ScpiModel
@@ -56,6 +58,7 @@ class SimRig(Rig):
     model: SimWorld
     servers: Servers = field(default_factory=dict)  # the instruments served on loopback
     generator: SimRigolDG1000Z | None = None  # its model, served or following the lab's
+    render_process: RenderProcess | None = None  # the camera's pixels, rendered apart
 
     @property
     def faults(self) -> InjectedFaults:
@@ -97,21 +100,34 @@ class SimRig(Rig):
         with ExitStack() as stack:
             for server in self.servers.values():
                 stack.callback(server.close)
+            if self.render_process is not None:  # after the camera has stopped
+                stack.callback(self.render_process.close)
             super().close()
 
 
-def build_sim_rig(config: RigConfig, seed: int | None = None) -> SimRig:
-    """Assemble the simulated rig `config` describes; `seed` overrides its seed. On any
-    failure, what was already served or connected is closed again."""
+def build_sim_rig(
+    config: RigConfig, seed: int | None = None, camera_process: bool = False
+) -> SimRig:
+    """Assemble the simulated rig `config` describes; `seed` overrides its seed;
+    `camera_process`: the camera renders in a process of its own (else in this one). On
+    any failure, what was already served, started or connected is closed again."""
     if not isinstance(config, SimRigConfig):
         raise InputError(f"rig '{config.name}' is not a simulated rig file")
     config, clock, world, models, servers, mirrors, wired = _instruments(config, seed)
-    try:
-        camera, daq, heater = _devices(config, world, wired, mirrors)
-    except BaseException:
+    with ExitStack() as undo:
         for server in servers.values():
-            server.close()
-        raise
+            undo.callback(server.close)
+        apart = camera_process and os.name == "posix"  # elsewhere: rendered here
+        frames = RenderProcess(world.renderer.pixels) if apart else None
+        if frames is not None:
+            undo.callback(frames.close)
+        camera, daq, heater = _devices(config, world, wired, mirrors, frames)
+        undo.callback(heater.supply.close)
+        undo.callback(daq.close)
+        undo.callback(camera.close)
+        if frames is not None:  # started meanwhile: ready before the first trigger
+            frames.wait_ready()
+        undo.pop_all()
     generator = models.get("generator")
     return SimRig(
         config,
@@ -123,25 +139,31 @@ def build_sim_rig(config: RigConfig, seed: int | None = None) -> SimRig:
         model=world,
         servers=servers,
         generator=generator if isinstance(generator, SimRigolDG1000Z) else None,
+        render_process=frames,
     )
 
 
 @dataclass(frozen=True)
-class _Simulator:
-    """The simulator as the lab's rig code sees it (`tjump.rig.simulator.Simulator`)."""
+class SimulatedRigs:
+    """The simulator as the lab's rig code sees it (`tjump.rig.simulator.Simulator`):
+    simulated rig files read and built, their cameras rendering apart or here."""
 
-    config_model: type[RigConfig] = SimRigConfig
+    camera_process: bool = False
+
+    @property
+    def config_model(self) -> type[RigConfig]:
+        return SimRigConfig
 
     def build(self, config: RigConfig, seed: int | None) -> Rig:
-        return build_sim_rig(config, seed)
+        return build_sim_rig(config, seed, self.camera_process)
 
 
-SIMULATOR = _Simulator()
-
-
-def install() -> None:
-    """Let `tjump.rig.load_rig` and `build_rig` read and build simulated rig files."""
-    provide_simulator(lambda: SIMULATOR)
+def install(camera_process: bool = False) -> None:
+    """Let `tjump.rig.load_rig` and `build_rig` read and build simulated rig files;
+    `camera_process`: their cameras render in a process of their own, as `tjump run` and
+    the GUI do (the default renders here: no process to start, as tests want)."""
+    simulator = SimulatedRigs(camera_process)
+    provide_simulator(lambda: simulator)
 
 
 def _instruments(
@@ -244,12 +266,16 @@ def _pointed_at(config: SimRigConfig, servers: Servers) -> SimRigConfig:
 
 
 def _devices(
-    config: RigConfig, world: SimWorld, wired: Wired, mirrors: connect.Mirrors
+    config: RigConfig,
+    world: SimWorld,
+    wired: Wired,
+    mirrors: connect.Mirrors,
+    frames: RenderProcess | None,
 ) -> tuple[MicroManagerCamera, SimDaq, Heater]:
     """Camera (UniMMCore with the Python camera), DAQ and heater, or nothing left open."""
     with ExitStack() as stack:
         core = UniMMCore(mm_path=tempfile.gettempdir())
-        core.loadPyDevice(config.devices.camera.label, SimCamera(world))
+        core.loadPyDevice(config.devices.camera.label, SimCamera(world, frames))
         core.initializeAllDevices()
         core.setAutoShutter(False)
         camera = connect.camera(config, core)
