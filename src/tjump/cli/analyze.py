@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from tjump.analysis.batch import BatchOptions, analyze_with, find_recordings, is_recording
-from tjump.analysis.sizing import load_size_calibration
-from tjump.cli.batch import analyze_many
 from tjump.cli.console import console
 from tjump.errors import InputError
+
+if TYPE_CHECKING:  # the analysis (scipy, zarr, tensorstore) loads when a command needs it
+    from tjump.analysis.batch import BatchOptions
 
 
 def parse_response(text: str) -> tuple[tuple[float, float], ...]:
@@ -127,6 +127,10 @@ def analyze(
     recorded), or given with --thermal-response. Several recordings (or a folder of them)
     are analysed in parallel, each into OUTPUT/<name>, with one summary across them in
     OUTPUT/index.html."""
+    from tjump.analysis.batch import BatchOptions, find_recordings
+    from tjump.analysis.sizing import load_size_calibration
+    from tjump.cli.batch import analyze_many
+
     options = BatchOptions(
         calibration,
         skip_cycles,
@@ -151,6 +155,8 @@ def analyze(
 def _holds_recordings(path: Path) -> bool:
     """A folder of recordings rather than one recording (or a bad path, which the single-run
     analysis names)."""
+    from tjump.analysis.batch import is_recording
+
     if is_recording(path) or not path.is_dir():
         return False
     return any(is_recording(p) for p in path.iterdir())
@@ -158,6 +164,8 @@ def _holds_recordings(path: Path) -> bool:
 
 def _analyze_one(recording: Path, output: Path, options: BatchOptions) -> None:
     """The single-run analysis, as before many runs were possible."""
+    from tjump.analysis.batch import analyze_with
+
     with console.status("analysing"):
         analysis = analyze_with(recording, output, options)
     cut = analysis.recording.extra.get("interrupted_frames", 0)

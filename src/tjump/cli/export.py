@@ -13,7 +13,6 @@ from tjump.errors import InputError
 from tjump.storage import RunDirectory
 from tjump.storage.export import export_ome_tiff
 from tjump.storage.verify import require_consistent
-from tjump.storage.zarr_export import export_ome_zarr
 
 
 def export(
@@ -36,6 +35,8 @@ def export(
     run = RunDirectory(run_dir)
     require_consistent(run_dir, "export")  # says what to do if it is not
     if ome_zarr:
+        from tjump.storage.zarr_export import export_ome_zarr  # tensorstore loads only here
+
         target = output or run_dir.with_name(run_dir.name + ".ome.zarr")
         columns = (
             TextColumn(f"writing {target}"),
