@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 from tjump.cli import app
 from tjump.errors import InputError
 from tjump.protocol import load_protocol
+from tjump.sequencer import plan_run
 
 from conftest import ROOT, rig_yaml, series_protocol
 
@@ -71,9 +72,7 @@ def test_bad_closed_loop_fields_are_named(
     assert expected in problem(write_file, text)
 
 
-def test_run_check_names_a_bad_field_and_refuses_what_cannot_run_yet(
-    write_file: WriteFile,
-) -> None:
+def test_run_check_names_a_bad_field_and_plans_for_the_longest(write_file: WriteFile) -> None:
     rig = write_file("rig.yaml", rig_yaml())
     good = write_file("good.yaml", series_protocol(cycles=5) + ADAPTIVE)
     bad = write_file("bad.yaml", (series_protocol(cycles=5) + ADAPTIVE).replace("0.9", "2"))
@@ -83,9 +82,14 @@ def test_run_check_names_a_bad_field_and_refuses_what_cannot_run_yet(
     assert isinstance(refused.exception, InputError), refused.output
     assert refused.exception.exit_code == 2
     assert "steps.1.series.adaptive_hold.end_when_switched" in str(refused.exception)
-    later = CliRunner().invoke(app, [*check, str(good)])
-    assert isinstance(later.exception, InputError), later.output
-    for field in ("steps.1.adaptive_hold", "steps.1.adaptive_cycles", "suspend", "burst"):
-        assert f"{field}: not run by this version of tjump yet" in str(later.exception)
-    plain = CliRunner().invoke(app, [*check, str(write_file("p.yaml", series_protocol()))])
-    assert plain.exit_code == 0, plain.output
+    ok = CliRunner().invoke(app, [*check, str(good)])
+    assert ok.exit_code == 0, ok.output
+    assert "5 cycles each: 90 s" in ok.output  # planned at the longest holds and most cycles
+
+
+def test_a_lab_rig_without_a_fast_camera_or_film_model_is_refused(write_file: WriteFile) -> None:
+    protocol = write_file("p.yaml", series_protocol(cycles=5) + ADAPTIVE)
+    with pytest.raises(InputError) as info:
+        plan_run(protocol, ROOT / "configs" / "rigs" / "lab.yaml")
+    assert "burst: rig 'lab' has no fast camera" in str(info.value)
+    assert "suspend: rig 'lab' does not know its film's R(T) and step response" in str(info.value)

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from tjump.analysis.growth import GROWTH_CSV, growth_from_run, write_growth_table
 from tjump.analysis.model import Analysis
 from tjump.analysis.output import write_analysis
 from tjump.analysis.pipeline import analyze_recording
@@ -136,6 +137,9 @@ def analyze_with(source: Path, output: Path, options: BatchOptions) -> Analysis:
         keep_interrupted=options.keep_interrupted,
     )
     write_analysis(a, output, figures=options.figures)
+    growth = growth_from_run(source)  # the fast camera's bursts, where the run has some
+    if growth:
+        write_growth_table(growth, output / GROWTH_CSV)
     return a
 
 

@@ -452,7 +452,7 @@ def _per_temperature(a: Analysis) -> list[TemperatureStats]:
                         len(ev),
                         float(ev.mean()) if len(ev) else float("nan"),
                         float(ev.std(ddof=1)) if len(ev) > 1 else float("nan"),
-                        censored_mean(w, hold, shape),
+                        censored_mean(w, np.array([a.cycles[j].hold_s for j in chosen]), shape),
                         fitted,
                         jmak,
                     )

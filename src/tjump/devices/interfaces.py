@@ -25,6 +25,7 @@ class DaqLine(StrEnum):
 
     GENERATOR_TRIGGER = "generator_trigger"  # the generator's external trigger input
     SHUTTER = "shutter"  # the light stimulus's shutter
+    FAST_CAMERA_TRIGGER = "fast_camera_trigger"  # the fast camera's trigger input
 
 
 @dataclass(frozen=True)

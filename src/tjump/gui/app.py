@@ -13,6 +13,7 @@ from types import TracebackType
 import numpy as np
 from qtpy import QtCore, QtGui, QtWidgets
 
+from tjump.gui.decisions import DecisionLog
 from tjump.gui.devices import DevicesPanel
 from tjump.gui.heater import HeaterPanel, film_thermometer
 from tjump.gui.histograms import HistogramPanel
@@ -70,6 +71,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.tabs.addTab(self.histograms, "nucleation")
         self.tabs.addTab(self.devices, "devices")
         self.tabs.addTab(self.results, "results")
+        self.decisions = DecisionLog()
+        self.tabs.addTab(self.decisions, "decisions")
         self.tabs.currentChanged.connect(lambda _i: self._update_plots(overview=True))
         split = QtWidgets.QSplitter(QtCore.Qt.Orientation.Horizontal)
         split.addWidget(self.run_control)
@@ -114,6 +117,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.worker.segment_started.connect(self._on_segment)
         self.worker.finished.connect(self._on_finished)
         self.worker.failed.connect(self._on_failed)
+        self.decisions.clear_run()
+        self.worker.decided.connect(self.decisions.add)
         self.heater.set_heater(None)
         self.devices.set_rig(None, f"the run into {output}")
         self.run_control.set_state(RunState.RUNNING)

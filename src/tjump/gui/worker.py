@@ -11,6 +11,7 @@ from qtpy import QtCore
 from tjump.gui.live_data import LiveData
 from tjump.rig import Rig
 from tjump.sequencer import RunHandle, Runner, RunPlan, RunResult, open_run
+from tjump.sequencer.closed_loop import ClosedLoop
 
 
 class RunWorker(QtCore.QObject):
@@ -21,6 +22,7 @@ class RunWorker(QtCore.QObject):
     segment_started = QtCore.Signal(object)  # Segment
     finished = QtCore.Signal(object)  # RunResult
     failed = QtCore.Signal(str)
+    decided = QtCore.Signal(object)  # LiveDecision of a closed-loop run
 
     def __init__(
         self,
@@ -53,6 +55,8 @@ class RunWorker(QtCore.QObject):
         events.segment_started.connect(self.segment_started.emit)
         events.finished.connect(self._finished)
         events.failed.connect(self._failed)
+        if isinstance(runner.policy, ClosedLoop):
+            runner.policy.decided.connect(self.decided.emit)
         self.runner = runner
         self.live.start()
         self.handle = runner.start()

@@ -23,7 +23,7 @@ def check_against_rig(
 ) -> Schedule:
     """The protocol's schedule, or one `InputError` naming every field beyond a limit."""
     schedule = build_schedule(protocol, rig.ambient_K, rig.camera.exposure_ms, source)
-    problems: list[str] = _not_run_yet(protocol)
+    problems: list[str] = _closed_loop_problems(protocol, rig)
     for seg in schedule.segments:
         problems.extend(_camera_problems(seg, rig))
         problems.extend(_temperature_problems(seg, rig, calibration))
@@ -37,16 +37,19 @@ def check_against_rig(
     return schedule
 
 
-def _not_run_yet(protocol: Protocol) -> list[str]:
-    """Closed-loop fields the sequencer does not act on yet: refused, never ignored."""
-    fields = [
-        f"steps.{i}.{name}"
-        for i, step in enumerate(protocol.steps)
-        for name in ("adaptive_hold", "adaptive_cycles")
-        if getattr(step, name, None) is not None
-    ]
-    fields += [name for name in ("suspend", "burst") if getattr(protocol, name) is not None]
-    return [f"{field}: not run by this version of tjump yet" for field in fields]
+def _closed_loop_problems(protocol: Protocol, rig: RigConfig) -> list[str]:
+    """What the closed loop needs from the rig: the film's R(T) and step response for the
+    suspender's band, a fast camera for bursts (so far only a simulated rig has one)."""
+    problems = []
+    if protocol.suspend is not None and (rig.film is None or rig.step_response is None):
+        problems.append(
+            f"suspend: rig '{rig.name}' does not know its film's R(T) and step response "
+            "(film_resistance and heater_step_response, or a heater_model from "
+            "`tjump calibrate`), so the film's temperature cannot be watched"
+        )
+    if protocol.burst is not None and rig.kind != "simulated":
+        problems.append(f"burst: rig '{rig.name}' has no fast camera")
+    return problems
 
 
 def _camera_problems(seg: Segment, rig: RigConfig) -> list[str]:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Protocol
 
 from tjump.clock import Clock, RealClock
+from tjump.devices.fastcamera import FastCamera
 from tjump.devices.interfaces import Camera, Daq
 from tjump.rig import connect
 from tjump.rig.config import RigConfig, load_rig
@@ -32,6 +33,7 @@ class Rig:
     daq: Daq
     heater: Heater
     world: TruthWriter | None = None  # a simulated rig's truth; None on a lab rig
+    fast_camera: FastCamera | None = None  # the camera for growth bursts, where there is one
 
     def __enter__(self) -> Rig:
         return self
@@ -43,6 +45,8 @@ class Rig:
         """Leave the heater safe, then let go of every device, whatever fails."""
         with ExitStack() as stack:
             stack.callback(self.camera.close)
+            if self.fast_camera is not None:
+                stack.callback(self.fast_camera.close)
             stack.callback(self.daq.close)
             stack.callback(self.heater.supply.close)
             self.heater.make_safe()

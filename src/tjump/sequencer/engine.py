@@ -83,6 +83,12 @@ class Engine(Protocol):
         """Stop triggering and make safe (a pause): the next `begin` starts afresh."""
         ...
 
+    def end_early(self) -> None:
+        """Cut the segment being acquired (from the acquiring thread, between frames): the
+        heater goes to 0 V now, triggers stop, the frames already exposed are still
+        yielded, and the next segment starts a new pulse train."""
+        ...
+
     def idle(self, seconds: float) -> Iterator[Output]:
         """Let `seconds` pass while suspended, the DAQ still read."""
         ...
@@ -125,8 +131,10 @@ class RigEngine:
         lookahead_frames: int = 16,
         frame_timeout_s: float = FRAME_TIMEOUT_S,
         own_rig: bool = False,
+        spare_frames: int = 0,
     ) -> None:
         self.rig = rig
+        self.spare_frames = spare_frames  # beyond the schedule: cycles done again
         self.schedule = schedule
         self.time_offset_s = time_offset_s
         self.lookahead_frames = lookahead_frames
@@ -147,6 +155,7 @@ class RigEngine:
         self._early_frame: CameraFrame | None = None  # arrived after frames were lost
         self._armed: dict[int, float] = {}  # heat steps programmed ahead: drive voltage
         self._drive = 0.0  # of the segment begun last
+        self._cut = False  # end the segment being acquired at the frames already exposed
         self._time_above = TimeAbove(rig.heater.limits.max_time_above)
         self._following = {
             a.index: b for a, b in zip(schedule.segments, schedule.segments[1:], strict=False)
@@ -168,7 +177,7 @@ class RigEngine:
         rig.camera.set_exposure_ms(exposure)
         rig.camera.set_interval_ms(1e3 / fps)  # a software-timed camera's own frame rate
         self._started = True
-        rig.camera.start(self.schedule.total_frames)
+        rig.camera.start(self.schedule.total_frames + self.spare_frames)
         self._train_start = TrainCounts(0, 0, 0)
         self._t0 = rig.clock.now()
         rig.daq.start(fps)
@@ -178,6 +187,7 @@ class RigEngine:
 
     def begin(self, segment: Segment) -> Iterator[Output]:
         self._check_stop()
+        self._cut = False  # a cut asked for after the last frame of the segment before
         self._check_time_above(segment)
         yield from self._train_for(segment)
         drive, bounded = self._step_heater(segment)
@@ -221,6 +231,13 @@ class RigEngine:
         self.make_safe()
         self._armed.clear()
         self._time_above.reset()  # the film cools while paused
+
+    def end_early(self) -> None:
+        with self._heater_lock:
+            self._check_stop()
+            self.rig.heater.make_safe()
+            self._armed.clear()
+        self._cut = True
 
     def idle(self, seconds: float) -> Iterator[Output]:
         clock = self.rig.clock
@@ -373,20 +390,29 @@ class RigEngine:
         released = segment.first_frame  # frames whose time the clock has been let reach
         # never further ahead than the DAQ samples kept for the frames' means
         ahead = max(0, min(self.lookahead_frames, int(segment.frame_rate_hz * KEEP_S / 2)))
-        f = segment.first_frame
-        while f < segment.end_frame:
+        f, end = segment.first_frame, segment.end_frame
+        while f < end:
             self._check_stop()
+            if self._cut:  # only the frames already triggered are left
+                self._cut = False
+                rig.daq.stop_triggers()
+                start = self._train_start or TrainCounts(0, 0, 0)
+                triggered = TrainCounts.now(rig.daq, rig.camera).since(start).triggers
+                end = min(end, max(train.first_frame + triggered, f))
+                released = end
+                if f >= end:
+                    break
             if f >= released - ahead // 2:
-                released = min(f + 1 + ahead, segment.end_frame)
+                released = min(f + 1 + ahead, end)
                 rig.clock.run_to(self._t0 + train.time_of(released))
             frame = yield from self._next_frame(f)
-            placed = self._place(frame, f)
+            placed = self._place(frame, f, train)
             if placed > f:
                 lost = list(range(f, placed))
                 self.dropped_frames += len(lost)
                 yield Note("frames_dropped", {"frames": lost, "time_s": self.now()}, quiet=True)
                 f = placed
-            if f >= segment.end_frame:  # frames lost up to the end of the segment
+            if f >= end:  # frames lost up to the end of the segment
                 self._early_frame = frame
                 break
             session_index = train.sample_of(f)
@@ -419,6 +445,8 @@ class RigEngine:
             self._next_number += 1
             yield Acquired(frame.image, record)
             f += 1
+        if end < segment.end_frame:  # cut short: the next segment starts its own train
+            yield from self._end_train()
 
     def _film_temperature(self, drive_V: float, current_A: float) -> float:
         """The film's temperature from V/I over the exposure, NaN where it cannot be read."""
@@ -427,10 +455,13 @@ class RigEngine:
         value = float(self._film.temperature_K(np.array([drive_V]), np.array([current_A]))[0])
         return round(value, 3) if math.isfinite(value) else float("nan")
 
-    def _place(self, frame: CameraFrame, expected: int) -> int:
-        """The schedule frame `frame` belongs to, by the camera's own frame counter: past
-        `expected` means frames were exposed but lost on the way."""
-        index = self.schedule.segments[0].first_frame + frame.number
+    def _place(self, frame: CameraFrame, expected: int, train: PulseTrain) -> int:
+        """The schedule frame `frame` belongs to, by the camera's own frame counter
+        counted from the pulse train's first trigger (a segment cut short or done again
+        moves the schedule against the count): past `expected` means frames were exposed
+        but lost on the way."""
+        before = self._train_start.triggers if self._train_start is not None else 0
+        index = train.first_frame + frame.number - before
         return expected if frame.number < 0 or index <= expected else index
 
     def _next_frame(self, frame: int) -> Generator[Output, None, CameraFrame]:

@@ -24,8 +24,9 @@ import yaml
 from tjump import __version__
 from tjump.errors import InputError
 from tjump.files import load_yaml
-from tjump.protocol import Schedule
+from tjump.protocol import Protocol, Schedule
 from tjump.rig import Rig, build_rig
+from tjump.sequencer.closed_loop import build_closed_loop, redo_frames, uses_closed_loop
 from tjump.sequencer.engine import FRAME_TIMEOUT_S, RigEngine
 from tjump.sequencer.events import RunResult
 from tjump.sequencer.plan import DEFAULT_RIG, RunPlan, default_output, plan_run
@@ -40,6 +41,8 @@ from tjump.storage.layout import (
     RUN_RIG,
 )
 from tjump.storage.writer import RunWriter
+
+CLOSED_LOOP_LOOKAHEAD = 2  # frames a simulated clock may run ahead of a closed loop
 
 
 def make_runner(
@@ -56,11 +59,15 @@ def make_runner(
     frame_timeout_s: float = FRAME_TIMEOUT_S,
     lookahead_frames: int = 16,
     own_rig: bool = False,
+    protocol: Protocol | None = None,
 ) -> Runner:
     """A runner of `schedule` on `rig` into `writer`'s run directory: the rig engine, the
     run directory, live traces (not for a resumed run, whose particles were found in the
     first session), a simulated rig's truth, then `sinks`. `own_rig`: close the rig after
-    the run."""
+    the run. A `protocol` with closed-loop fields gets its `ClosedLoop` as the policy."""
+    closed = protocol is not None and uses_closed_loop(protocol)
+    if closed:  # decisions act within a few frames of what they see (a simulated clock
+        lookahead_frames = min(lookahead_frames, CLOSED_LOOP_LOOKAHEAD)  # runs no further)
     engine = RigEngine(
         rig,
         schedule,
@@ -71,13 +78,18 @@ def make_runner(
         lookahead_frames=lookahead_frames,
         frame_timeout_s=frame_timeout_s,
         own_rig=own_rig,
+        spare_frames=redo_frames(protocol, schedule) if protocol is not None else 0,
     )
+    extra = list(sinks)
+    if protocol is not None and closed:
+        loop = build_closed_loop(protocol, schedule, rig, engine, writer.directory)
+        policy, extra = loop, [*extra, loop]
     return Runner(
         engine,
         schedule,
         RunDirectorySink(writer, engine.sample_offset),
         LiveTraces(baseline_frames) if online_traces else None,
-        [*simulation_sinks(rig, writer.directory, time_offset_s), *sinks],
+        [*simulation_sinks(rig, writer.directory, time_offset_s), *extra],
         policy,
         watchdog_s,
     )
@@ -111,7 +123,9 @@ def open_run(
             rig.daq.channels,
             rig.daq.sample_rate_hz,
         )
-        return make_runner(rig, plan.schedule, writer, own_rig=own_rig, **options)
+        return make_runner(
+            rig, plan.schedule, writer, own_rig=own_rig, protocol=plan.protocol, **options
+        )
     except BaseException:
         if own_rig:
             rig.close()

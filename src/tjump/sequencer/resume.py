@@ -164,7 +164,13 @@ def open_resume(directory: Path | str) -> ResumeSession:
             first_frame=verdict.next_frame,
         )
         runner = make_runner(
-            rig, schedule, writer, time_offset_s=offset, online_traces=False, own_rig=True
+            rig,
+            schedule,
+            writer,
+            time_offset_s=offset,
+            online_traces=False,  # so a closed loop keeps its suspender, not its live rules
+            own_rig=True,
+            protocol=plan.protocol,
         )
     except BaseException:
         rig.close()

@@ -16,12 +16,13 @@ import threading
 import time
 from collections.abc import Iterable, Sequence
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 from numpy.typing import NDArray
 from psygnal import SignalInstance
 
+from tjump.analysis import Detections
 from tjump.errors import RunAborted, TjumpError
 from tjump.protocol.schedule import Schedule, Segment
 from tjump.sequencer.engine import Acquired, Engine, Note, Output, Samples
@@ -30,7 +31,9 @@ from tjump.sequencer.sinks import Ending, LiveTraces, RunDirectorySink, Sink
 from tjump.sequencer.states import FinishReason, RunState
 from tjump.sequencer.watchdog import Watchdog
 from tjump.storage.layout import FrameRecord
+from tjump.storage.repair import mark_frames
 
+FloatArray = NDArray[np.float64]
 _PROGRESS_EVERY_S = 0.1
 _POLL_S = 0.05
 
@@ -40,6 +43,10 @@ class Decision(StrEnum):
 
     CONTINUE = "continue"
     SUSPEND = "suspend"  # pause at the next segment boundary (heater made safe there)
+    END_SEGMENT = "end_segment"  # end this segment now (an adaptive hold)
+    SAFE_NOW = "safe_now"  # heater safe at once, this segment cut, then pause
+    RESUME = "resume"  # while paused: go on
+    ABORT = "abort"  # while paused: end the run (`LoopHooks.abort_message` says why)
 
 
 class RunPolicy(Protocol):
@@ -47,6 +54,41 @@ class RunPolicy(Protocol):
     acquisition thread: keep it quick). Adaptive protocols decide here."""
 
     def on_frame(self, segment: Segment, record: FrameRecord) -> Decision: ...
+
+
+@runtime_checkable
+class LoopHooks(Protocol):
+    """What a closed-loop policy (sequencer/closed_loop.py) also hears and decides."""
+
+    interrupted_frames: list[int]  # frames of cycles cut by a suspension and done again
+
+    def on_traces(self, found: Detections | None, first_frame: int, rows: FloatArray) -> None:
+        """The live traces of frames `first_frame`, ... (with the particles, once)."""
+        ...
+
+    def skip(self, segment: Segment) -> bool:
+        """Before a segment: True to leave it out."""
+        ...
+
+    def segment_ended(self, segment: Segment) -> None: ...
+
+    def redo_from(self) -> int | None:
+        """After a segment: the index of the segment to go back to, if any."""
+        ...
+
+    def while_paused(self) -> Decision:
+        """CONTINUE (wait), RESUME or ABORT."""
+        ...
+
+    def notes(self) -> list[Note]:
+        """What the policy has to say in the run's log since it was last asked."""
+        ...
+
+    def abort_message(self) -> str: ...
+
+
+class PolicyAbort(TjumpError):
+    """The policy ended the run (a suspension it could not come back from)."""
 
 
 class Runner:
@@ -68,6 +110,7 @@ class Runner:
         self.directory = directory
         self.traces = traces
         self.policy = policy
+        self.hooks = policy if isinstance(policy, LoopHooks) else None
         self.watchdog_s = watchdog_s
         self.events = RunEvents()
         self._sinks: tuple[Sink, ...] = (directory, *sinks)  # the run directory first
@@ -153,10 +196,18 @@ class Runner:
                 if starting:
                     self._set_state(RunState.RUNNING)
                 with Watchdog(self.watchdog_s, self._watchdog_expired) as self._watchdog:
-                    for segment in self.schedule.segments:
+                    segments, i = self.schedule.segments, 0
+                    while i < len(segments):
+                        segment = segments[i]
                         if self._pause.is_set():
                             self._wait_paused(segment)
+                        i += 1
+                        if self.hooks is not None and self.hooks.skip(segment):
+                            self._feed(self.hooks.notes())
+                            continue
                         self._run_segment(segment)
+                        redo = self.hooks.redo_from() if self.hooks is not None else None
+                        i = redo if redo is not None else i
                     self._feed(self.engine.finish())
                 status = FinishReason.COMPLETE
             except (RunAborted, KeyboardInterrupt):
@@ -200,6 +251,8 @@ class Runner:
         self._emit(self.events.segment_started, segment)
         self._feed(self.engine.acquire(segment))
         self._feed(self.engine.end(segment))
+        if self.hooks is not None:
+            self.hooks.segment_ended(segment)
         self._experiment_s = self.engine.now()
         for sink in self._sinks:
             sink.segment_done()
@@ -231,10 +284,8 @@ class Runner:
             self._measure(record.frame, image)
             segment = self._segments[record.segment]
             self._report_progress(segment, record.schedule_frame + 1)
-            if self.policy is not None and self.policy.on_frame(segment, record) is (
-                Decision.SUSPEND
-            ):
-                self.pause()
+            if self.policy is not None:
+                self._decide(self.policy.on_frame(segment, record))
         elif isinstance(item, Samples):
             for block in item.blocks:
                 for sink in self._sinks:
@@ -242,6 +293,20 @@ class Runner:
         else:
             for sink in self._sinks:
                 sink.note(item)
+
+    def _decide(self, decision: Decision) -> None:
+        """Do what the policy decided after a frame."""
+        if self.hooks is not None:
+            for note in self.hooks.notes():
+                self._put(note)
+        if decision is Decision.SAFE_NOW:
+            self.engine.end_early()  # the heater is safe before anything else
+            self._log("heater_safe", reason="suspension", time_s=self.engine.now())
+            self.pause()
+        elif decision is Decision.END_SEGMENT:
+            self.engine.end_early()
+        elif decision is Decision.SUSPEND:
+            self.pause()
 
     def _measure(self, frame: int, image: NDArray[np.uint16]) -> None:
         if self.traces is None:
@@ -253,6 +318,8 @@ class Runner:
             self.directory.particles(update.found)
             self._emit(self.events.particles_found, update.found)
         self.directory.traces(update.first_frame, update.rows)
+        if self.hooks is not None:
+            self.hooks.on_traces(update.found, update.first_frame, update.rows)
         self._emit(self.events.traces_measured, update.first_frame, update.rows)
 
     def _report_progress(self, segment: Segment, frames_done: int) -> None:
@@ -288,6 +355,13 @@ class Runner:
                 self._watchdog.kick()
             time.sleep(_POLL_S)
             self._feed(self.engine.idle(_POLL_S))
+            if self.hooks is not None:
+                verdict = self.hooks.while_paused()
+                self._feed(self.hooks.notes())
+                if verdict is Decision.RESUME:
+                    self.resume()
+                elif verdict is Decision.ABORT:
+                    raise PolicyAbort(self.hooks.abort_message())
         now = self.engine.now()
         self._log("resumed", time_s=now, gap_s=now - paused_at)
         self._set_state(RunState.RUNNING)
@@ -344,6 +418,9 @@ class Runner:
         self._log_quietly("run_finished", status=status, message=message)
         try:
             self.directory.close(ending)
+            cut: list[int] = self.hooks.interrupted_frames if self.hooks is not None else []
+            if cut:  # cycles a suspension cut and the run did again
+                mark_frames(self.directory.writer.directory, set(cut))
         except TjumpError:
             if status is not FinishReason.FAILED:
                 raise

@@ -11,6 +11,7 @@ steady drive (a crack opens the film, a short or a failing contact makes it jump
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -18,6 +19,24 @@ from enum import StrEnum
 # supply is not really off (or the monitor is broken), and heating again would be unsafe.
 IDLE_CURRENT_A = 1e-3
 MIN_DRIVE_V = 0.01  # below this the drive counts as off (no V/I thermometer)
+
+
+class ExpectedFilm:
+    """Where the film should be: the setpoint followed through the film's step response,
+    (weight, time constant) components, from ambient."""
+
+    def __init__(self, response: Sequence[tuple[float, float]], ambient_K: float) -> None:
+        self.response = tuple(response)
+        self.ambient_K = ambient_K
+        self._rise = [0.0] * len(self.response)
+
+    def advance(self, setpoint_K: float, seconds: float) -> float:
+        """The film's expected temperature after `seconds` more at `setpoint_K`."""
+        step = max(setpoint_K - self.ambient_K, 0.0)
+        for j, (weight, tau) in enumerate(self.response):
+            target = weight * step
+            self._rise[j] = target + (self._rise[j] - target) * math.exp(-seconds / tau)
+        return self.ambient_K + sum(self._rise)
 
 
 class SuspendReason(StrEnum):

@@ -101,6 +101,10 @@ class SimFastCamera:
         frames = self._render(at + offsets, exposure, roi)
         return Burst(frames, offsets, exposure, rate, roi)
 
+    def close(self) -> None:
+        """Nothing to let go of: the simulated camera renders on demand."""
+        self._armed_at = None
+
     def _render(self, starts: FloatArray, exposure: float, roi: Roi) -> NDArray[np.uint16]:
         world, cfg = self.world, self.config
         p = world.particles

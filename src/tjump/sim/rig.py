@@ -35,6 +35,7 @@ from tjump.rig.heater import Heater
 from tjump.rig.simulator import provide_simulator
 from tjump.sim.camera import SimCamera
 from tjump.sim.devices import SimDaq
+from tjump.sim.fastcamera import SimFastCamera
 from tjump.sim.faults import InjectedFaults
 from tjump.sim.render_process import RenderProcess
 from tjump.sim.rig_config import SimRigConfig
@@ -136,6 +137,7 @@ def build_sim_rig(
         daq,
         heater,
         world=world,
+        fast_camera=SimFastCamera(world),
         model=world,
         servers=servers,
         generator=generator if isinstance(generator, SimRigolDG1000Z) else None,

@@ -190,7 +190,7 @@ class SimWorld:
         if self._daq_running:  # sample k is taken at the start of tick k
             sampled = np.concatenate([[before], temps[:-1]])
             film = self.thermal.film_voltage(drive, sampled)
-            current = film / self.thermal.resistance(sampled)
+            current = film / self.thermal.resistance(sampled) * self.faults.current_factor
             noise = self._daq_rng.normal(0.0, self.config.daq_noise_V, (n, 2))
             noise[:, 1] /= self.thermal.config.r0_ohm  # current monitor noise, in amperes
             self._daq_blocks.append(np.column_stack([film, current]) + noise)

@@ -334,6 +334,20 @@ def mark_interrupted(rows: Iterable[Row], log: list[dict[str, Any]]) -> int:
     return changed
 
 
+def mark_frames(path: Path, frames: set[int]) -> int:
+    """Mark the rows of `frames` interrupted (a cycle a suspension cut, then done again in
+    the same session); returns how many marks changed."""
+    table = read_table(path / FRAMES_CSV)
+    changed = 0
+    for row in table.rows:
+        if row["frame"] in frames and not row.get("interrupted"):
+            row["interrupted"] = 1
+            changed += 1
+    if changed:
+        _write_table(path, table.rows)
+    return changed
+
+
 def mark_segments(path: Path, segments: set[int]) -> int:
     """Mark every row of `segments` interrupted (a resume is about to do them again);
     returns how many marks changed."""
