@@ -108,7 +108,11 @@ class MainWindow(QtWidgets.QMainWindow):
             return
         rig = self.rig_for_next_run()
         output = self._output_for(plan.protocol.name)
-        self.live = LiveData(plan.schedule.total_frames, film_thermometer(rig.config))
+        segments = plan.schedule.segments
+        exposure_s = segments[0].exposure_ms / 1000 if segments else None
+        self.live = LiveData(
+            plan.schedule.total_frames, film_thermometer(rig.config), exposure_s=exposure_s
+        )  # live nucleation times placed within the exposure, as the offline analysis does
         self.selected, self._shown_frame, self._particles_shown = [], -1, False
         self._errors_logged = 0
         self.worker = RunWorker(plan, rig, output, self.live, self)
