@@ -15,7 +15,6 @@ import numpy as np
 import pytest
 from numpy.typing import NDArray
 
-from tjump.devices.interfaces import DaqBlock
 from tjump.protocol.schedule import Segment, SegmentKind
 from tjump.rig.config import TimeAboveLimit
 from tjump.rig.heater import TimeAbove
@@ -27,8 +26,7 @@ from tjump.sequencer import (
     open_run,
     plan_run,
 )
-from tjump.sequencer.engine import Note
-from tjump.sequencer.sinks import Ending
+from tjump.sequencer.sinks import Ending, Sink
 from tjump.sim.rig import SimRig, build_sim_rig
 from tjump.storage import RunDirectory
 from tjump.storage.layout import FrameRecord
@@ -143,7 +141,7 @@ def test_control_from_another_thread_at_random_moments(
         assert result.frames == plan.schedule.total_frames
 
 
-class FailingSink:
+class FailingSink(Sink):
     """Takes frames like any sink, then breaks (a full OME-Zarr disk, a bug)."""
 
     def __init__(self, fail_at: int) -> None:
@@ -155,15 +153,6 @@ class FailingSink:
         if len(self.frames) == self.fail_at:
             raise OSError(28, "No space left on device")
         self.frames.append(record.frame)
-
-    def samples(self, block: DaqBlock) -> None:
-        pass
-
-    def note(self, note: Note) -> None:
-        pass
-
-    def segment_done(self) -> None:
-        pass
 
     def close(self, ending: Ending) -> None:
         self.closed = ending

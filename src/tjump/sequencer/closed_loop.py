@@ -42,7 +42,7 @@ from tjump.rig.build import Rig
 from tjump.sequencer.decisions import DecisionKind, LiveDecision
 from tjump.sequencer.engine import Note, RigEngine
 from tjump.sequencer.runner import Decision
-from tjump.sequencer.sinks import Ending
+from tjump.sequencer.sinks import Ending, Sink
 from tjump.sequencer.suspender import (
     ExpectedFilm,
     HeaterReading,
@@ -105,7 +105,7 @@ class _Temperature:
     stopped: bool = False
 
 
-class ClosedLoop:
+class ClosedLoop(Sink):
     """The runner's policy and sink for a protocol with closed-loop fields."""
 
     decided = Signal(LiveDecision)
@@ -177,12 +177,6 @@ class ClosedLoop:
         """The current last read (at 0 V during a pause: must be none)."""
         if len(block.data):
             self._idle_current_A = float(block.data[-1, self._current_column])
-
-    def note(self, note: Note) -> None:
-        pass
-
-    def segment_done(self) -> None:
-        pass
 
     def close(self, ending: Ending) -> None:
         self._table.close()

@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
 
 import numpy as np
 from numpy.typing import NDArray
@@ -38,23 +37,27 @@ class Ending:
     train_mismatches: int
 
 
-class Sink(Protocol):
-    """Takes frames, DAQ samples and notes in the order the engine yielded them."""
+class Sink:
+    """Takes frames, DAQ samples and notes in the order the engine yielded them; a sink
+    overrides what it needs (each does nothing here)."""
 
-    def frame(self, image: NDArray[np.uint16], record: FrameRecord) -> None: ...
+    def frame(self, image: NDArray[np.uint16], record: FrameRecord) -> None:
+        """One frame and its record."""
 
-    def samples(self, block: DaqBlock) -> None: ...
+    def samples(self, block: DaqBlock) -> None:
+        """A block of DAQ samples."""
 
-    def note(self, note: Note) -> None: ...
+    def note(self, note: Note) -> None:
+        """Something the engine did, for the log."""
 
     def segment_done(self) -> None:
         """A segment ended: a good moment to flush."""
-        ...
 
-    def close(self, ending: Ending) -> None: ...
+    def close(self, ending: Ending) -> None:
+        """The run ended."""
 
 
-class RunDirectorySink:
+class RunDirectorySink(Sink):
     """The run directory, through a `RunWriter`."""
 
     def __init__(self, writer: RunWriter, sample_offset: int = 0) -> None:
@@ -128,7 +131,7 @@ def simulation_sinks(rig: Rig, directory: Path, time_offset_s: float) -> list[Si
     return [SimulationTruthSink(rig.world, directory, time_offset_s)]
 
 
-class SimulationTruthSink:
+class SimulationTruthSink(Sink):
     """A simulated rig's truth (particles, transitions) written into the run directory
     when the run closes; it takes nothing while running."""
 
@@ -136,18 +139,6 @@ class SimulationTruthSink:
         self._world = world
         self._directory = directory / TRUTH_DIR
         self._time_offset_s = time_offset_s
-
-    def frame(self, image: NDArray[np.uint16], record: FrameRecord) -> None:
-        pass
-
-    def samples(self, block: DaqBlock) -> None:
-        pass
-
-    def note(self, note: Note) -> None:
-        pass
-
-    def segment_done(self) -> None:
-        pass
 
     def close(self, ending: Ending) -> None:
         self._world.write_truth(self._directory, self._time_offset_s)

@@ -337,24 +337,20 @@ def mark_interrupted(rows: Iterable[Row], log: list[dict[str, Any]]) -> int:
 def mark_frames(path: Path, frames: set[int]) -> int:
     """Mark the rows of `frames` interrupted (a cycle a suspension cut, then done again in
     the same session); returns how many marks changed."""
-    table = read_table(path / FRAMES_CSV)
-    changed = 0
-    for row in table.rows:
-        if row["frame"] in frames and not row.get("interrupted"):
-            row["interrupted"] = 1
-            changed += 1
-    if changed:
-        _write_table(path, table.rows)
-    return changed
+    return _mark_interrupted(path, "frame", frames)
 
 
 def mark_segments(path: Path, segments: set[int]) -> int:
     """Mark every row of `segments` interrupted (a resume is about to do them again);
     returns how many marks changed."""
+    return _mark_interrupted(path, "segment", segments)
+
+
+def _mark_interrupted(path: Path, column: str, values: set[int]) -> int:
     table = read_table(path / FRAMES_CSV)
     changed = 0
     for row in table.rows:
-        if row["segment"] in segments and not row.get("interrupted"):
+        if row[column] in values and not row.get("interrupted"):
             row["interrupted"] = 1
             changed += 1
     if changed:
