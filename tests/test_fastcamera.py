@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import tempfile
+import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
@@ -48,6 +49,7 @@ class CountingCamera(SimpleCameraDevice):
         self.exposure_ms = exposure
 
     def snap(self, buffer: np.ndarray) -> Mapping[str, str]:
+        time.sleep(self.exposure_ms / 1e3)  # frames at the camera's rate, as a real one
         buffer[:] = self.taken % 2**16
         self.taken += 1
         return {}
@@ -170,3 +172,15 @@ def test_growth_from_simulated_bursts_is_within_1_ms_of_the_truth(tmp_path: Path
         rows = list(csv.DictReader(f))
     assert len(rows) == len(fits) and sum(int(r["bursts"]) for r in rows) == writer.count
     assert (tmp_path / BURSTS_CSV).exists()
+
+
+def test_a_burst_read_out_too_late_names_the_frames_lost(
+    fast_camera: MicroManagerFastCamera,
+) -> None:
+    fast_camera.arm(pre_s=0.02, post_s=0.01)  # a ring of 515 frames: about 1 s at 500/s
+    while fast_camera._ring.latest < 30:
+        time.sleep(0.001)
+    fast_camera.trigger()
+    time.sleep(1.5)  # the ring has gone round since the trigger
+    with pytest.raises(DeviceError, match="15 of the frames around the trigger were overwritten"):
+        fast_camera.read_burst(Roi(0, 0, 4, 4), timeout_s=5.0)

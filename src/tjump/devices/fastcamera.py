@@ -149,6 +149,13 @@ class MicroManagerFastCamera:
             time.sleep(_POLL_S)
         held = self._ring.window(first, end)
         self._trigger_frame = None
+        lost = (end - max(first, 0)) - len(held)
+        if lost or not held:
+            raise DeviceError(
+                self.name,
+                f"{lost} of the frames around the trigger were overwritten before they were "
+                "read out (the readout came too late for the camera's ring)",
+            )
         y, x = slice(roi.y0, roi.y0 + roi.height), slice(roi.x0, roi.x0 + roi.width)
         frames = np.stack([f[y, x] for _, f in held])
         offsets = np.array([(n - at) / self._rate for n, _ in held])
