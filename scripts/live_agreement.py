@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tjump.analysis import LiveDetector
+from tjump.analysis.live import replay
 from tjump.analysis.model import Analysis
 from tjump.analysis.pipeline import analyze_recording
 from tjump.sequencer import plan_run, run_plan
@@ -31,30 +31,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def agreement(analysis: Analysis, table: list[dict[str, str]], confirm: int) -> str:
-    intensity = analysis.traces.intensity
-    live = LiveDetector(
-        intensity[:20].mean(axis=0),
-        analysis.detections.usable,
-        exposure_s=analysis.recording.exposure_s,
-        confirm_frames=confirm,
-    )
-    for k, row in enumerate(table):
-        live.add(
-            int(row["frame"]),
-            float(row["time_s"]),
-            int(row["segment"]),
-            row["kind"] == "heat",
-            intensity[k],
-            int(row["cycle"]),
-            float(row["temperature_K"]),
-        )
-    live.close()
-    seen = np.full(analysis.events.nucleation_s.shape, np.nan)
-    latency = []
-    for e in live.events:
-        j = next(j for j, c in enumerate(analysis.cycles) if c.first <= e.frame < c.cool_first)
-        seen[e.particle, j] = e.nucleation_s
-        latency.append(e.seen_frame - e.frame)
+    replayed = replay(analysis, table, confirm)
+    seen = replayed.nucleation_s
+    latency = [e.seen_frame - e.frame for e in replayed.events]
     offline = analysis.events.nucleation_s
     both = np.isfinite(seen) & np.isfinite(offline)
     extra = int((np.isfinite(seen) & ~np.isfinite(offline)).sum())

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import tifffile
 
-from tjump.analysis import LiveDetector
+from tjump.analysis.live import replay
 from tjump.analysis.model import Analysis
 from tjump.analysis.output import write_analysis
 from tjump.analysis.pipeline import analyze_recording
@@ -232,28 +232,11 @@ def test_live_detector_frame_by_frame_agrees_with_the_offline_one(
     rec = analysis.recording
     table = RunDirectory(run_dir).frames_table()
     assert len(table) == rec.frames
-    intensity = analysis.traces.intensity
-    live = LiveDetector(
-        intensity[:20].mean(axis=0), analysis.detections.usable, exposure_s=rec.exposure_s
-    )
-    for k, row in enumerate(table):
-        live.add(
-            int(row["frame"]),
-            float(row["time_s"]),
-            int(row["segment"]),
-            row["kind"] == "heat",
-            intensity[k],
-            int(row["cycle"]),
-            float(row["temperature_K"]),
-        )
-    live.close()
-    seen = np.full(analysis.events.nucleation_s.shape, np.nan)
-    late = []
-    for event in live.events:
-        (j,) = [j for j, c in enumerate(analysis.cycles) if c.first <= event.frame < c.cool_first]
+    replayed = replay(analysis, table, confirm_frames=3)
+    for event, j in zip(replayed.events, replayed.cycles, strict=True):
         assert analysis.cycles[j].temperature_K == pytest.approx(event.setpoint_K, abs=0.01)
-        seen[event.particle, j] = event.nucleation_s
-        late.append(event.seen_frame - event.frame)
+    seen = replayed.nucleation_s
+    late = [event.seen_frame - event.frame for event in replayed.events]
     offline = analysis.events.nucleation_s
     both = np.isfinite(seen) & np.isfinite(offline)
     matched = both.sum() / np.isfinite(offline).sum()
@@ -263,7 +246,7 @@ def test_live_detector_frame_by_frame_agrees_with_the_offline_one(
     assert matched >= 0.97
     assert extra <= 0.02 * both.sum()
     assert np.median(difference) <= 0.01 and np.percentile(difference, 90) <= 0.1
-    assert np.median(late) <= live.confirm_frames + 1
+    assert np.median(late) <= 3 + 1  # confirmed by the 3 frames after the step
 
 
 def write_generic(run_dir: Path, folder: Path, contiguous: bool, exposure: bool) -> Path:

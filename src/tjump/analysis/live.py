@@ -25,12 +25,14 @@ consumer that has images rather than intensities.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
 
 from tjump.analysis.events import EVENT_RULE, HEAT, PRE_FRAMES, StepRule, find_step, switch_time
+from tjump.analysis.model import Analysis
 from tjump.analysis.traces import OnlineTraces
 from tjump.storage.layout import FrameRecord
 
@@ -319,3 +321,44 @@ class FrameDetector:
     def switched_fraction(self) -> float:
         """See `LiveDetector.switched_fraction` (0 while the particles are not found)."""
         return self.detector.switched_fraction() if self.detector is not None else 0.0
+
+
+@dataclass(frozen=True)
+class Replay:
+    """A recorded run's live events, placed in the offline analysis's cycles."""
+
+    events: list[LiveEvent]
+    cycles: list[int]  # the offline cycle of each event
+    nucleation_s: FloatArray  # particle x cycle, as the offline events; NaN: no live event
+
+
+def replay(
+    analysis: Analysis, frames: Sequence[Mapping[str, str]], confirm_frames: int = 3
+) -> Replay:
+    """Feed a recorded run's traces to a `LiveDetector` frame by frame, as the run would
+    have; `frames` is the run's frames table (one row per frame, in order)."""
+    intensity = analysis.traces.intensity
+    live = LiveDetector(
+        intensity[:20].mean(axis=0),
+        analysis.detections.usable,
+        exposure_s=analysis.recording.exposure_s,
+        confirm_frames=confirm_frames,
+    )
+    for k, row in enumerate(frames):
+        live.add(
+            int(row["frame"]),
+            float(row["time_s"]),
+            int(row["segment"]),
+            row["kind"] == HEAT,
+            intensity[k],
+            int(row["cycle"]),
+            float(row["temperature_K"]),
+        )
+    live.close()
+    nucleation_s = np.full(analysis.events.nucleation_s.shape, np.nan)
+    cycles = []
+    for event in live.events:
+        (j,) = [j for j, c in enumerate(analysis.cycles) if c.first <= event.frame < c.cool_first]
+        nucleation_s[event.particle, j] = event.nucleation_s
+        cycles.append(j)
+    return Replay(live.events, cycles, nucleation_s)
