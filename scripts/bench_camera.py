@@ -1,5 +1,5 @@
-"""The simulated camera rendering in its own process, against the same code before it did
-(a git commit, default the last one rendering in the application), side by side in one run:
+"""The acquisition path against the same code at an earlier commit (default: main before
+the speed work of issue 12), side by side in one run, each measure of both interleaved:
 
   - the whole acquisition path (simulated camera -> MMCore -> sequencer -> TIFF pages on
     disk -> online traces) at 640 x 480 with 100 particles, free-running, every frame
@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -28,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-BASELINE = "00f351b"  # the last commit whose simulated camera rendered in the application
+BASELINE = "9ce6083"  # main before issue 12's speed work (camera already apart)
 SCRIPTS = Path(__file__).resolve().parent
 
 
@@ -60,6 +61,11 @@ def _rig_and_protocol(folder: Path, frames: int, fps: float) -> tuple[Path, Path
     return folder / "rig.yaml", folder / "protocol.yaml"
 
 
+def _cpu_s(who: int) -> float:
+    usage = resource.getrusage(who)
+    return usage.ru_utime + usage.ru_stime
+
+
 def measure(what: str, folder: Path, frames: int) -> dict[str, Any]:
     """One figure of the tjump importable here (run in a child process)."""
     import tjump
@@ -68,7 +74,7 @@ def measure(what: str, folder: Path, frames: int) -> dict[str, Any]:
     try:  # the simulator as `tjump run` builds it: the camera rendering apart
         install(camera_process=True)  # type: ignore[call-arg]
         mode = "camera in its own process"
-    except TypeError:  # the baseline: rendered in the application
+    except TypeError:  # a baseline before 20ae79e: rendered in the application
         install()
         mode = "camera rendered in the application"
     from tjump.clock import VirtualClock
@@ -82,10 +88,12 @@ def measure(what: str, folder: Path, frames: int) -> dict[str, Any]:
         rig_file, protocol = _rig_and_protocol(folder, frames, 10.0)
         plan = plan_run(protocol, rig_file)
         with build_rig(plan.rig) as rig:  # built before the clock starts: not the figure
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), _cpu_s(resource.RUSAGE_SELF)
             run = run_plan(plan, folder / "path", rig=rig)
-            wall = time.perf_counter() - start
+            wall, cpu = time.perf_counter() - start, _cpu_s(resource.RUSAGE_SELF) - cpu
+        renderer = _cpu_s(resource.RUSAGE_CHILDREN)  # the renderer process, once it ended
         result |= {"fps": run.frames / wall, "frames": run.frames, "dropped": run.dropped_frames}
+        result |= {"cpu_ms": cpu / run.frames * 1e3, "renderer_ms": renderer / run.frames * 1e3}
     elif what == "realtime":
         plan = plan_run(ROOT / "configs/protocols/demo.yaml", ROOT / "configs/rigs/sim-small.yaml")
         start = time.perf_counter()  # rig built and closed inside, as `tjump run` does
@@ -168,16 +176,20 @@ def main() -> None:
             f"before ({args.baseline})": baseline_src(args.baseline, work),
             "after (this checkout)": ROOT / "src",
         }
-        figures: dict[str, dict[str, dict[str, Any]]] = {}
-        for name, src in versions.items():
-            out = work / name.split()[0]
-            figures[name] = {
-                what: in_child(src, what, out / what, args.frames)
-                for what in ("path", "realtime", "paced")
-            }
-            print(f"{name}: {figures[name]['path']['mode']}", flush=True)
-        after_run = work / "after" / "path" / "path"
-        bare, mda = references(after_run, args.frames, work)
+        figures: dict[str, dict[str, dict[str, Any]]] = {name: {} for name in versions}
+        loads = [os.getloadavg()[0]]
+        for what in ("path", "realtime", "paced"):  # interleaved: the load changes
+            for name, src in versions.items():
+                out = work / name.split()[0]
+                figures[name][what] = in_child(src, what, out / what, args.frames)
+                loads.append(os.getloadavg()[0])
+            if what == "path":
+                after_run = work / "after" / "path" / "path"
+                bare, mda = references(after_run, args.frames, work)
+        for name in versions:
+            print(f"{name}: {figures[name]['path']['mode']}")
+    print(f"load average (1 min) over the run: {min(loads):.1f} to {max(loads):.1f} on "
+          f"{os.cpu_count()} cores")  # fmt: skip
     print(f"\nsame frames, same run: bare tifffile {bare:.0f} frames/s, MDA OME-TIFF {mda:.0f}")
     print(f"{'':44}" + "".join(f"{name:>26}" for name in figures))
     rows = [
@@ -185,6 +197,8 @@ def main() -> None:
         ("  / bare tifffile (goal >= 0.9)", lambda f: f"{f['path']['fps'] / bare:.2f}x"),
         ("  / MDA OME-TIFF (goal >= 3)", lambda f: f"{f['path']['fps'] / mda:.1f}x"),
         ("  frames dropped", lambda f: str(f["path"]["dropped"])),
+        ("  CPU per frame, application, ms", lambda f: f"{f['path']['cpu_ms']:.2f}"),
+        ("  CPU per frame, renderer process, ms", lambda f: f"{f['path']['renderer_ms']:.2f}"),
         ("sim-small demo, x real time (goal >= 100)", lambda f: f"{f['realtime']['factor']:.0f}x"),
         ("paced 500 frames/s 10 s: written", lambda f: str(f["paced"]["written"])),
         ("  dropped (goal 0)", lambda f: str(f["paced"]["dropped"])),

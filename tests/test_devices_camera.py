@@ -12,6 +12,7 @@ from pathlib import Path
 from unittest import mock
 
 import numpy as np
+import pymmcore
 import pytest
 from numpy.typing import DTypeLike
 from pymmcore_plus.experimental.unicore import SimpleCameraDevice, UniMMCore
@@ -121,15 +122,20 @@ def test_frames_numbered_by_image_number_when_no_frame_counter(
     """Micro-Manager's C++ DemoCamera sends `ImageNumber` and no `FrameCounter`: the
     driver numbers frames by it, and a skipped number is a dropped frame."""
     core = camera.core
-    pop = core.popNextImageAndMD
+    pop = core.popNextImageMD
     numbers = iter([0, 1, 2, 4, 5, 6])  # number 3 lost on the camera's side
 
-    def demo_camera_metadata() -> tuple[np.ndarray, dict[str, str]]:
-        image, meta = pop()
-        assert "FrameCounter" not in meta
-        return image, {"Camera": "DCam", "ImageNumber": str(next(numbers))}
+    def demo_camera_metadata(meta: pymmcore.Metadata) -> np.ndarray:
+        image = pop(meta)
+        assert not meta.HasTag("FrameCounter")
+        meta.Clear()
+        for key, value in {"Camera": "DCam", "ImageNumber": str(next(numbers))}.items():
+            tag = pymmcore.MetadataSingleTag(key, "_", False)
+            tag.SetValue(value)
+            meta.SetTag(tag)
+        return image
 
-    with mock.patch.object(core, "popNextImageAndMD", demo_camera_metadata):
+    with mock.patch.object(core, "popNextImageMD", demo_camera_metadata):
         camera.configure(hardware_triggered=False)
         camera.start(6)
         got = [camera.next_frame(timeout_s=5.0).number for _ in range(6)]

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import tifffile
 
 from tjump.devices.faults import DroppedFrames
 from tjump.errors import DeviceError, StorageError
@@ -18,6 +17,7 @@ from tjump.protocol.schedule import Segment
 from tjump.sequencer import Runner, RunPlan, make_runner, plan_run
 from tjump.sim.rig import SimRig, build_sim_rig
 from tjump.storage import RunDirectory, RunWriter
+from tjump.storage.pages import PageWriter
 
 from conftest import rig_yaml, series_protocol
 
@@ -89,16 +89,16 @@ def test_daq_overflow(
 def test_full_disk(
     plan: RunPlan, rig: SimRig, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    page_write = tifffile.TiffWriter.write
+    page_write = PageWriter.write
     pages = {"n": 0}
 
-    def filling_disk(self: tifffile.TiffWriter, data: Any, *args: Any, **kw: Any) -> Any:
+    def filling_disk(self: PageWriter, data: Any, *args: Any, **kw: Any) -> Any:
         if pages["n"] >= 70:
             raise OSError(errno.ENOSPC, "No space left on device")
         pages["n"] += 1
         return page_write(self, data, *args, **kw)
 
-    monkeypatch.setattr(tifffile.TiffWriter, "write", filling_disk)
+    monkeypatch.setattr(PageWriter, "write", filling_disk)
     with pytest.raises(StorageError, match="No space left on device"):
         make_sequencer(plan, rig, tmp_path / "out").run()
     monkeypatch.undo()

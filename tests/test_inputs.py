@@ -4,17 +4,19 @@
 from __future__ import annotations
 
 import errno
+import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
-import tifffile
 
 from tjump.cli import main
 from tjump.errors import StorageError
 from tjump.sequencer import default_output, plan_run, run_plan
 from tjump.storage import RunDirectory
 from tjump.storage import writer as writer_module
+from tjump.storage.pages import PageWriter
 from tjump.storage.verify import verify
 
 from conftest import CALIBRATION, rig_yaml, series_protocol
@@ -118,15 +120,15 @@ def test_a_full_disk_leaves_a_run_that_resumes(
     rig = write_file("rig.yaml", rig_yaml(width=48, height=48, particles=3, references=1))
     protocol = write_file("p.yaml", series_protocol(cycles=3, heat_s=4, cool_s=2, baseline_s=2))
     out = rig.parent / "out"
-    real_write = tifffile.TiffWriter.write
+    real_write = PageWriter.write
     calls = {"n": 0}
 
-    def full_disk(self: tifffile.TiffWriter, *args: object, **kwargs: object) -> object:
+    def full_disk(self: PageWriter, *args: Any, **kwargs: Any) -> None:
         calls["n"] += 1
         if calls["n"] > 60:
-            self._fh.write(b"\0" * 300)  # a page begun, never finished
+            os.write(self._fd, b"\0" * 300)  # a page begun, never finished
             raise OSError(errno.ENOSPC, "No space left on device")
-        return real_write(self, *args, **kwargs)
+        real_write(self, *args, **kwargs)
 
     real_atomic = writer_module.write_atomic
 
@@ -135,7 +137,7 @@ def test_a_full_disk_leaves_a_run_that_resumes(
             raise OSError(errno.ENOSPC, "No space left on device")
         real_atomic(path, text)
 
-    monkeypatch.setattr(tifffile.TiffWriter, "write", full_disk)
+    monkeypatch.setattr(PageWriter, "write", full_disk)
     monkeypatch.setattr(writer_module, "write_atomic", manifest_write)
     with pytest.raises(StorageError, match="No space left"):
         run_plan(plan_run(protocol, rig), out)

@@ -36,6 +36,14 @@ def _release_all_callbacks() -> None:
         release_callback(core)
 
 
+def _frame_number(meta: pymmcore.Metadata) -> int:
+    """The camera's own exposure counter where it sends one, else the core's count."""
+    for key in (FRAME_COUNTER_KEY, "ImageNumber"):
+        if meta.HasTag(key):
+            return int(meta.GetSingleTag(key).GetValue())
+    return -1
+
+
 class MicroManagerCamera:
     """Sequence acquisition through an MMCore's circular buffer.
 
@@ -54,6 +62,7 @@ class MicroManagerCamera:
         self.numbering_gaps = 0  # frames the camera's own counter says were skipped
         self._next_number = 0
         self._buffer_mb = buffer_mb
+        self._meta = pymmcore.Metadata()  # reused by each frame read
         core.setCameraDevice(label)
         core.setCircularBufferMemoryFootprint(buffer_mb)
 
@@ -171,9 +180,10 @@ class MicroManagerCamera:
                     "check the trigger cable and that the DAQ pulse train is running",
                 )
             time.sleep(_POLL_S)
-        image, meta = core.popNextImageAndMD()
-        # the camera's own exposure counter where it sends one, else the core's count
-        number = int(meta.get(FRAME_COUNTER_KEY, meta.get("ImageNumber", -1)))
+        meta = self._meta
+        meta.Clear()
+        image = core.popNextImageMD(meta)  # no pythonic Metadata built per frame
+        number = _frame_number(meta)
         if number > self._next_number:
             self.numbering_gaps += number - self._next_number
         self._next_number = max(self._next_number, number + 1)

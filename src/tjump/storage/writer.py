@@ -6,12 +6,11 @@ import csv
 import json
 import os
 import time
-from io import BufferedWriter, TextIOWrapper
+from io import TextIOWrapper
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import tifffile
 from numpy.typing import NDArray
 
 from tjump.devices.interfaces import DaqBlock
@@ -31,6 +30,7 @@ from tjump.storage.layout import (
     chunk_name,
 )
 from tjump.storage.lock import WriterLock
+from tjump.storage.pages import PageWriter
 
 _TRACE_BLOCK_ROWS = 100
 DESCRIPTION_BYTES = 512
@@ -126,8 +126,8 @@ class RunWriter:
         self._pending_rows = 0
         self._pending_daq: list[NDArray[np.float64]] = []
         self._pending_samples = 0
-        self._chunk_file: BufferedWriter | None = None
-        self._tiff: tifffile.TiffWriter | None = None
+        self._chunk_fd: int | None = None
+        self._pages: PageWriter | None = None
         self._chunk_left = 0
 
     def _write_manifest(self) -> None:
@@ -146,13 +146,10 @@ class RunWriter:
                 f"{self.next_frame} of session {self.session} is due"
             )
         try:
-            if self._chunk_left == 0:
-                self._next_chunk()
-            assert self._tiff is not None and self._chunk_file is not None
-            self._tiff.write(
-                image, contiguous=False, metadata=None, description=describe_page(record)
-            )
-            self._chunk_file.flush()
+            if self._pages is None or self._chunk_left == 0 or not self._pages.fits():
+                self._next_chunk(image.shape)
+            assert self._pages is not None
+            self._pages.write(image, describe_page(record))
             self._frames_out.writerow(record.row())
             self._frames_csv.flush()
         except OSError as e:
@@ -165,22 +162,23 @@ class RunWriter:
         self.next_frame += 1
         self._chunk_left -= 1
 
-    def _next_chunk(self) -> None:
+    def _next_chunk(self, shape: tuple[int, ...]) -> None:
         """A new TIFF file, named by its first frame's number (a resumed run never writes
-        into a file a crash may have cut short)."""
+        into a file a crash may have cut short); also when the last one is full (4 GiB)."""
+        if len(shape) != 2:
+            raise ValueError(f"a frame is a 2-d image, not of shape {shape}")
         self._close_chunk()
         path = self.directory / FRAMES_DIR / chunk_name(self.next_frame)
-        self._chunk_file = path.open("xb")  # never overwrite a frame
-        self._tiff = tifffile.TiffWriter(self._chunk_file)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+        self._chunk_fd = os.open(path, flags, 0o666)  # never overwrite a frame
+        self._pages = PageWriter(self._chunk_fd, (shape[0], shape[1]), DESCRIPTION_BYTES)
         self._chunk_left = self.chunk_frames
 
     def _close_chunk(self) -> None:
-        if self._tiff is not None:
-            self._tiff.close()
-            self._tiff = None
-        if self._chunk_file is not None:
-            self._chunk_file.close()
-            self._chunk_file = None
+        self._pages = None
+        if self._chunk_fd is not None:
+            fd, self._chunk_fd = self._chunk_fd, None
+            os.close(fd)
 
     def write_daq(self, block: DaqBlock) -> None:
         """Append DAQ samples; they reach the disk in blocks of a few seconds (and at
