@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from enum import StrEnum
 from typing import Any, Protocol, runtime_checkable
 
@@ -114,6 +114,13 @@ class Runner:
         self.watchdog_s = watchdog_s
         self.events = RunEvents()
         self._sinks: tuple[Sink, ...] = (directory, *sinks)  # the run directory first
+        self._all_sinks = self._sinks
+        # the run fails with these; any other sink that fails is left out of the rest of
+        # the run (logged, counted in the manifest), as a listener's fault is
+        self._essential: tuple[Sink, ...] = (directory,) + (
+            (policy,) if isinstance(policy, Sink) else ()
+        )
+        self._sink_errors = 0
         self._state = RunState.READY
         self._state_lock = threading.Lock()
         self._abort = threading.Event()
@@ -209,6 +216,7 @@ class Runner:
                         redo = self.hooks.redo_from() if self.hooks is not None else None
                         i = redo if redo is not None else i
                     self._feed(self.engine.finish())
+                self.directory.flush()  # complete once every frame is on disk
                 status = FinishReason.COMPLETE
             except (RunAborted, KeyboardInterrupt):
                 status, message = FinishReason.ABORTED, "stopped on request"
@@ -255,7 +263,7 @@ class Runner:
             self.hooks.segment_ended(segment)
         self._experiment_s = self.engine.now()
         for sink in self._sinks:
-            sink.segment_done()
+            self._to_sink(sink, sink.segment_done)
         self._feed(
             [Note("segment_finished", {"segment": segment.index, "time_s": self._experiment_s})]
         )
@@ -279,7 +287,7 @@ class Runner:
         if isinstance(item, Acquired):
             image, record = item.image, item.record
             for sink in self._sinks:
-                sink.frame(image, record)
+                self._to_sink(sink, sink.frame, image, record)
             self._emit(self.events.frame_acquired, image, record)
             self._measure(record.frame, image)
             segment = self._segments[record.segment]
@@ -289,10 +297,26 @@ class Runner:
         elif isinstance(item, Samples):
             for block in item.blocks:
                 for sink in self._sinks:
-                    sink.samples(block)
+                    self._to_sink(sink, sink.samples, block)
         else:
             for sink in self._sinks:
-                sink.note(item)
+                self._to_sink(sink, sink.note, item)
+
+    def _to_sink(self, sink: Sink, method: Callable[..., None], *args: Any) -> None:
+        """Hand `args` to a sink; a sink that is not essential and fails is left out of
+        the rest of the run, which goes on."""
+        if sink in self._essential:
+            method(*args)
+            return
+        try:
+            method(*args)
+        except Exception as e:
+            self._sinks = tuple(s for s in self._sinks if s is not sink)
+            self._sink_failed(type(sink).__name__, e)
+
+    def _sink_failed(self, name: str, error: Exception) -> None:
+        self._sink_errors += 1
+        self._log_quietly("sink_error", sink=name, error=f"{type(error).__name__}: {error}")
 
     def _decide(self, decision: Decision) -> None:
         """Do what the policy decided after a frame."""
@@ -309,9 +333,17 @@ class Runner:
             self.pause()
 
     def _measure(self, frame: int, image: NDArray[np.uint16]) -> None:
+        """The live traces of a frame, to the run directory, the policy and listeners;
+        live traces that fail are left out of the rest of the run (the frames on disk
+        can be measured again)."""
         if self.traces is None:
             return
-        update = self.traces.measure(frame, image)
+        try:
+            update = self.traces.measure(frame, image)
+        except Exception as e:
+            self.traces = None
+            self._sink_failed("LiveTraces", e)
+            return
         if update is None:
             return
         if update.found is not None:
@@ -409,8 +441,9 @@ class Runner:
             self._listener_errors,
             self.engine.dropped_frames,
             self.engine.train_mismatches,
+            self._sink_errors,
         )
-        for sink in self._sinks[1:]:
+        for sink in self._all_sinks[1:]:  # failed ones too: they may hold resources
             try:
                 sink.close(ending)
             except Exception as e:

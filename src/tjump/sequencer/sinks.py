@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from tjump.devices.interfaces import DaqBlock
 from tjump.rig.build import Rig, TruthWriter
 from tjump.sequencer.engine import Note
 from tjump.sequencer.states import FinishReason
+from tjump.storage.background import MAX_QUEUED_BYTES, WriterThread
 from tjump.storage.layout import TRUTH_DIR, FrameRecord
 from tjump.storage.writer import RunWriter
 
@@ -35,6 +35,7 @@ class Ending:
     listener_errors: int
     dropped_frames: int
     train_mismatches: int
+    sink_errors: int = 0  # sinks the run went on without (sequencer/runner.py)
 
 
 class Sink:
@@ -58,43 +59,63 @@ class Sink:
 
 
 class RunDirectorySink(Sink):
-    """The run directory, through a `RunWriter`."""
+    """The run directory, through a `RunWriter` in a thread of its own (`WriterThread`):
+    the runner hands a frame over and goes on; the writing keeps the order things came in.
+    A failure to write surfaces at the next thing handed over (or at `close`)."""
 
-    def __init__(self, writer: RunWriter, sample_offset: int = 0) -> None:
+    def __init__(
+        self, writer: RunWriter, sample_offset: int = 0, max_queued_bytes: int = MAX_QUEUED_BYTES
+    ) -> None:
         self.writer = writer
         writer.sample_offset = sample_offset  # DAQ samples of earlier sessions
+        self._thread = WriterThread(max_queued_bytes)
 
     def frame(self, image: NDArray[np.uint16], record: FrameRecord) -> None:
-        self.writer.write_frame(image, record)
+        self._thread.submit(lambda: self.writer.write_frame(image, record), image.nbytes)
 
     def samples(self, block: DaqBlock) -> None:
-        self.writer.write_daq(block)
+        if len(block.data):
+            self._thread.submit(lambda: self.writer.write_daq(block))
 
     def note(self, note: Note) -> None:
-        if note.quiet:  # not worth failing for, nor hiding the failure it reports
-            with contextlib.suppress(OSError):
-                self.writer.log(note.event, **note.fields)
-        else:
-            self.writer.log(note.event, **note.fields)
+        """Quiet notes are not worth failing for, nor may they hide the failure they tell."""
+        self._thread.submit(lambda: self.writer.log(note.event, **note.fields), quiet=note.quiet)
 
     def segment_done(self) -> None:
-        self.writer.flush_daq()
+        self._thread.submit(self.writer.flush_daq)
 
     def particles(self, found: Detections) -> None:
-        self.writer.write_live_particles(found.x, found.y, found.peak, found.flags)
-        self.writer.log("particles_found", count=len(found), usable=int(found.usable.sum()))
+        def write() -> None:
+            self.writer.write_live_particles(found.x, found.y, found.peak, found.flags)
+            self.writer.log("particles_found", count=len(found), usable=int(found.usable.sum()))
+
+        self._thread.submit(write)
 
     def traces(self, first_frame: int, rows: NDArray[np.float64]) -> None:
-        self.writer.write_live_traces(first_frame, rows)
+        self._thread.submit(lambda: self.writer.write_live_traces(first_frame, rows))
+
+    def flush(self) -> None:
+        """Wait until everything handed over is written; raises a failure to write."""
+        self._thread.drain()
 
     def close(self, ending: Ending) -> None:
+        """Write what is queued, then close every file and record how the run ended (as
+        far as the disk allows); raises a failure to write that nobody has heard of yet."""
+        self._thread.stop()
+        status, message, unheard = ending.status, ending.message, self._thread.unheard()
+        if unheard is not None:
+            status = FinishReason.FAILED
+            message = "; ".join(m for m in (message, f"{type(unheard).__name__}: {unheard}") if m)
         self.writer.close(
-            ending.status,
-            message=ending.message,
+            status,
+            message=message,
             listener_errors=ending.listener_errors,
+            sink_errors=ending.sink_errors,
             dropped_frames=ending.dropped_frames,
             pulse_train_mismatches=ending.train_mismatches,
         )
+        if unheard is not None:
+            raise unheard
 
 
 @dataclass(frozen=True)
