@@ -1,6 +1,11 @@
-"""GUI cost while the simulated camera runs at 100 and 500 frames/s with 100 particles.
+"""GUI cost while the simulated camera runs at 100 and 500 frames/s with 100 particles,
+this checkout beside an earlier commit (default: main before issue 12's speed work).
 
-python scripts/bench_gui.py [--seconds 20] [--rates 100 500]
+python scripts/bench_gui.py [--seconds 20] [--rates 100 500] [--baseline COMMIT]
+
+Each figure is measured in a fresh process importing the version measured (as
+scripts/bench_camera.py does), both versions at each rate one after the other, with the
+simulated camera rendering in its own process as `tjump gui` builds it.
 
 The simulated rig is paced to real time (a clock listener sleeps until the wall clock
 catches up), so the GUI competes with an acquisition running at the camera's real rate.
@@ -16,7 +21,9 @@ from __future__ import annotations
 import argparse
 import csv
 import itertools
+import json
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -33,9 +40,10 @@ from tjump.rig import Rig
 from tjump.sequencer import plan_run, run_plan
 from tjump.sim.rig import build_sim_rig, install
 
-install()  # simulated rig files can be read and built
+install(camera_process=True)  # as `tjump gui`: the camera renders in its own process
 
 ROOT = Path(__file__).resolve().parent.parent
+BASELINE = "9ce6083"  # main before issue 12's speed work
 
 RIG = """
 name: bench-{fps}
@@ -97,7 +105,7 @@ class Pacer:
 def without_gui(rig_file: Path, protocol: Path, output: Path) -> float:
     """How far behind real time the same run falls with no GUI at all."""
     plan = plan_run(protocol, rig_file)
-    with build_sim_rig(plan.rig) as rig:
+    with build_sim_rig(plan.rig, camera_process=True) as rig:
         pacer = Pacer(rig)
         run_plan(plan, output, rig=rig)
         return pacer.behind_s
@@ -178,28 +186,64 @@ def bench(
     }
 
 
+def in_child(src: Path, fps: int, args: argparse.Namespace, folder: Path) -> dict[str, float]:
+    """`bench` at `fps` in a fresh process importing tjump from `src`."""
+    env = os.environ | {"PYTHONPATH": str(src)}
+    command = [sys.executable, __file__, "--measure", str(fps), "--folder", str(folder),
+               "--seconds", str(args.seconds), "--display-hz", str(args.display_hz),
+               "--switch-interval", str(args.switch_interval)]  # fmt: skip
+    done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"{fps} frames/s under {src} failed:\n{done.stderr[-3000:]}")
+    figures: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
+    return figures
+
+
+def baseline_src(commit: str, folder: Path) -> Path:
+    """The baseline's src/ folder, from git."""
+    archive = subprocess.run(
+        ["git", "-C", str(ROOT), "archive", commit, "src"], capture_output=True, check=True
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(folder)], input=archive, check=True)
+    return folder / "src"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=20.0, help="experiment per rate")
     parser.add_argument("--rates", type=int, nargs="+", default=[100, 500])
     parser.add_argument("--display-hz", type=float, default=30.0, help="live image refresh")
     parser.add_argument("--switch-interval", type=float, default=0.001, help="GIL, seconds")
+    parser.add_argument("--baseline", default=BASELINE, help="git commit to compare with")
+    parser.add_argument("--measure", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--folder", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    app = TimedApplication(sys.argv[:1])
-    sys.setswitchinterval(args.switch_interval)  # as `tjump gui` does
-    folder = Path(tempfile.mkdtemp(prefix="tjump-bench-gui-"))
-    print(
-        "fps  frames dropped | behind real time: GUI, none | display, deliveries"
-        " | GUI thread busy: wall, CPU"
-    )
-    for fps in args.rates:
-        r = bench(app, fps, args.seconds, folder, args.display_hz)
+    if args.measure:
+        app = TimedApplication(sys.argv[:1])
+        sys.setswitchinterval(args.switch_interval)  # as `tjump gui` does
+        r = bench(app, args.measure, args.seconds, args.folder, args.display_hz)
+        print(json.dumps(r))
+        return
+    with tempfile.TemporaryDirectory(prefix="tjump-bench-gui-") as tmp:
+        work = Path(tmp)
+        versions = {args.baseline: baseline_src(args.baseline, work), "after": ROOT / "src"}
         print(
-            f"{r['fps']:<4g} {r['frames']:>6g} {r['dropped']:>7g} |"
-            f" {r['behind_s']:>13.2f} s, {r['alone_behind_s']:.2f} s |"
-            f" {r['display_hz']:>5.1f} Hz, {r['deliveries_hz']:.1f} Hz |"
-            f" {100 * r['busy']:>5.1f} %, {100 * r['cpu']:.1f} %"
+            "version  fps  frames dropped | behind real time: GUI, none | display, deliveries"
+            " | GUI thread busy: wall, CPU | load"
         )
+        for fps in args.rates:
+            for name, src in versions.items():
+                folder = work / f"{name}-{fps}"
+                folder.mkdir()
+                r = in_child(src, fps, args, folder)
+                print(
+                    f"{name:<8} {r['fps']:<4g} {r['frames']:>6g} {r['dropped']:>7g} |"
+                    f" {r['behind_s']:>13.2f} s, {r['alone_behind_s']:.2f} s |"
+                    f" {r['display_hz']:>5.1f} Hz, {r['deliveries_hz']:.1f} Hz |"
+                    f" {100 * r['busy']:>5.1f} %, {100 * r['cpu']:.1f} % |"
+                    f" {os.getloadavg()[0]:.1f}",
+                    flush=True,
+                )
 
 
 if __name__ == "__main__":

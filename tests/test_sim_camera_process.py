@@ -66,3 +66,19 @@ def test_the_tjump_command_renders_the_simulated_camera_apart() -> None:
     assert isinstance(made, SimulatedRigs) and made.camera_process
     here = simulator("the tests")
     assert isinstance(here, SimulatedRigs) and not here.camera_process  # install()'s default
+
+
+def test_the_renderer_process_imports_numpy_only() -> None:
+    """The renderer starts with each simulated rig: it must not import scipy (seconds on a
+    loaded machine) nor the application."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, tjump.sim.render_process; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('scipy', 'pymmcore_plus')"
+        " or m.startswith('tjump.') and m not in ('tjump.sim', 'tjump.sim.frames',"
+        " 'tjump.sim.render_process')))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
