@@ -183,6 +183,7 @@ def main() -> None:
                 out = work / name.split()[0]
                 figures[name][what] = in_child(src, what, out / what, args.frames)
                 loads.append(os.getloadavg()[0])
+                print(f"{name}, {what}: {figures[name][what]}", flush=True)  # as they come
             if what == "path":
                 after_run = work / "after" / "path" / "path"
                 bare, mda = references(after_run, args.frames, work)
