@@ -1,7 +1,8 @@
 """Activation energies without a step response: the sample as its own thermometer.
 
 For each heater step response (the simulator's default stretched by `--lags`, e.g. twice as
-fast to three times as slow), with light-source flicker and particles as close as 7 px, it
+fast to three times as slow), with light-source flicker and close pairs of particles (7 px
+apart unless `--pair-separation` says otherwise), it
 runs a series (5 temperatures, 370.8-384.9 K, 8 cycles of 40 s hot / 40 s cold) on the
 simulated rig, exports it to the generic format (frames.tif +
 frames.csv with only frame,time_s,temperature_K: no step response, no V/I, no kind), runs
@@ -11,11 +12,13 @@ frames.csv with only frame,time_s,temperature_K: no step response, no V/I, no ki
   TRUE film temperature (the simulator's own step response), written here;
 - the analysis (image thermometer, inferred step response) and, as the baseline, the same
   detected events fitted against the setpoints (what `tjump analyze` did without a response);
-- events on inert particles, false events (share of reported), particles found, and how
-  often the 68 % interval (Ea +- its standard error) holds the true Ea.
+- events on inert particles, false events (share of reported), particles found (all, and
+  the members of close pairs), and how often the 68 % interval (Ea +- its standard error)
+  holds the true Ea.
 
     python scripts/bench_thermometer.py [--lags 0.5,1,3] [--cycles 8] [--flicker 0.005]
-        [--flicker-slow F] [--size 192] [--particles 40] [--references 4] [--workdir DIR]
+        [--flicker-slow F] [--size 192] [--particles 40] [--references 4]
+        [--close-pairs 6] [--pair-separation 7] [--workdir DIR]
         [--keep] [--thermometer auto]
 
 Goals (issue 11): median Ea error <= 1.25 x the reference's; 0 events on inert particles;
@@ -27,6 +30,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import shutil
 import tempfile
 import time
@@ -71,7 +75,9 @@ simulation:
   sample:
     particles: {args.particles}
     references: {args.references}
-    min_separation_px: 7.0
+    min_separation_px: 8.0
+    close_pairs: {args.close_pairs}
+    pair_separation_px: [{args.pair_separation}, {args.pair_separation}]
   sensor: {{width: {args.size}, height: {args.size}}}
 """
     path = folder / f"rig-{lag:g}.yaml"
@@ -149,9 +155,15 @@ def reference_and_scores(
             if np.isfinite(fa.ea_stderr_kj_mol):
                 covered.append(abs(fa.ea_kj_mol - ea) <= fa.ea_stderr_kj_mol)
     s = score(analysis, truth)
+    apart = np.hypot(truth.x[:, None] - truth.x[None, :], truth.y[:, None] - truth.y[None, :])
+    np.fill_diagonal(apart, np.inf)
+    in_pair = apart.min(axis=1) < 8.0
+    found = dist.min(axis=0) <= 1.5
     reported = s["events_true"] * s["events_found_fraction"] + s["false_events"]
     return {
         "particles_found": s["particles_found_fraction"],
+        "pair_members": int(in_pair.sum()),
+        "pair_members_found": float(found[in_pair].mean()) if in_pair.any() else None,
         "false_detections": s["false_detections"],
         "events_found": s["events_found_fraction"],
         "false_events": s["false_events"],
@@ -189,6 +201,8 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=192)
     parser.add_argument("--particles", type=int, default=40)
     parser.add_argument("--references", type=int, default=4)
+    parser.add_argument("--close-pairs", type=int, default=6)
+    parser.add_argument("--pair-separation", type=float, default=7.0)
     parser.add_argument("--seed", type=int, default=3)
     parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument("--keep", action="store_true")
@@ -219,6 +233,7 @@ def main() -> None:
         r = reference_and_scores(analysis, load_truth(run / "sim-truth"), true_response)
         r["frames"] = analysis.recording.frames
         r["simulate_s"], r["analyze_s"] = round(simulated, 1), round(elapsed, 1)
+        r["load_average"] = [round(v, 2) for v in os.getloadavg()]
         results[f"{lag:g}"] = r
         print(f"[lag x{lag:g}] {json.dumps(r)}", flush=True)
         if not args.keep:
@@ -227,7 +242,7 @@ def main() -> None:
     print()
     print(
         "lag   thermometer  Ea err: analysis / reference (ratio) / setpoints   coverage  "
-        "inert ev  false ev  found"
+        "inert ev  false ev  found (pairs)"
     )
     for lag, r in results.items():
         an, ref, sp = r["ea_error_analysis"], r["ea_error_reference"], r["ea_error_setpoints"]
@@ -238,8 +253,10 @@ def main() -> None:
         print(
             f"x{lag:4s} {r['thermometer']:11s}  {an:.3f} / {ref:.3f} ({ratio:.2f}x) / {sp:.3f}"
             f"            {r['coverage_68']:.2f}      {r['events_on_inert']:3d}    "
-            f"{r['false_event_share']:.2%}  {r['particles_found']:.1%}"
+            f"{r['false_event_share']:.2%}  {r['particles_found']:.1%} "
+            f"({r['pair_members_found'] or 0:.0%} of {r['pair_members']})"
         )
+    print(f"load average (1, 5, 15 min) at the end: {os.getloadavg()}")
     if args.workdir is None and args.keep:
         print(f"recordings kept in {work}")
 

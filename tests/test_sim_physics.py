@@ -100,3 +100,25 @@ def test_ablation_dims_and_lowers_the_barrier() -> None:
     sco = ~world.particles.is_reference
     assert np.all(np.abs(ea[sco] - 90.0) < 20.0)
     assert np.all(world.particles.ea_kj_mol[sco] > 120.0)
+
+
+def test_close_pairs_vary_as_on_a_real_sample() -> None:
+    """`close_pairs` puts that many particles beside another (at separations drawn from
+    the range), of every kind; the rest stay apart, and the sample is otherwise drawn as
+    without pairs."""
+    plain = SampleConfig(particles=40, references=4)
+    config = SampleConfig(particles=40, references=4, close_pairs=6, pair_separation_px=(6.5, 9))
+    p, q = make_particles(plain, 192, 192, seed=2), make_particles(config, 192, 192, seed=2)
+    distances = np.hypot(q.x[:, None] - q.x[None, :], q.y[:, None] - q.y[None, :])
+    np.fill_diagonal(distances, np.inf)
+    nearest = distances.min(axis=1)
+    close = nearest < 9.0
+    assert close.sum() == 12 and np.all((nearest[close] >= 6.5) & (nearest[close] <= 9.0))
+    assert np.ptp(nearest[close]) > 0.5  # the separations vary
+    assert np.all(nearest[~close] >= 8.0)
+    assert q.is_reference.sum() == 4 and np.array_equal(q.size_nm, p.size_nm, equal_nan=True)
+    assert set(np.round(q.x, 6)) - set(np.round(p.x, 6))  # moved ones are new positions
+    with pytest.raises(ValueError, match="close_pairs"):
+        SampleConfig(particles=4, references=1, close_pairs=3)
+    with pytest.raises(ValueError, match="pair_separation_px"):
+        SampleConfig(pair_separation_px=(9.0, 7.0))

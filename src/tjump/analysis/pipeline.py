@@ -32,7 +32,7 @@ from tjump.analysis.kinetics import (
 )
 from tjump.analysis.model import Analysis, EnsembleKinetics, Population, TemperatureStats
 from tjump.analysis.recording import Recording, open_recording
-from tjump.analysis.references import find_inert, read_inert_file
+from tjump.analysis.references import find_inert, inert_file_of, read_inert_file
 from tjump.analysis.sizing import SizeCalibration
 from tjump.analysis.thermometry import (
     InferredResponse,
@@ -82,7 +82,8 @@ def analyze_recording(
     common-mode focal drift), "film" (inferred from the film temperature V/I recorded in
     frames.csv), "rig" (the response the run recorded from its rig file), "setpoints"
     (none), or "auto": the image's when it is well determined, else the film's, the
-    rig's, the setpoints. `inert_file` names inert particles (ids or x,y lines).
+    rig's, the setpoints. `inert_file` names inert particles (ids or x,y lines); without
+    one, the recording's own `inert.txt` (written by the GUI) if there is one.
     `temperature_errors`: add the step response's uncertainty to each Ea's error.
     `keep_interrupted`: keep a run's frames of cycles it did not finish (left out by
     default)."""
@@ -105,7 +106,12 @@ def analyze_recording(
             f"{rec.source}: no particle found in the {count} frames before the first jump "
             f"(nothing stands {threshold_sigma:g} noise levels above the background)"
         )
-    named = read_inert_file(inert_file, detections) if inert_file is not None else None
+    if inert_file is None and inert_file_of(path).is_file():
+        inert_file = inert_file_of(path)
+    named = None
+    if inert_file is not None:
+        named = read_inert_file(inert_file, detections)
+        rec.extra["inert_file"] = str(inert_file)
     timings["open_and_detect_s"] = time.perf_counter() - clock
     clock = time.perf_counter()
     traces = extract_traces(rec.blocks(), rec.frames, detections.x, detections.y, baseline)

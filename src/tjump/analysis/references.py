@@ -8,7 +8,9 @@ and are never given events.
 
 Users can name them in a text file: one particle a line, either its id (as in
 particles.csv) or its position `x,y` in pixels (matched to the nearest particle within 3 px).
-Blank lines and lines starting with `#` are skipped.
+Blank lines and lines starting with `#` are skipped. The file `inert.txt` in a recording's
+folder (what the GUI writes when the user clicks particles) is read by every analysis of
+that recording unless another file is given.
 """
 
 from __future__ import annotations
@@ -27,6 +29,22 @@ FloatArray = NDArray[np.float64]
 MATCH_PX = 3.0
 MIN_CYCLES = 3
 MIN_DIMMING = 0.004  # the common mode must dim at least this much for "following" to be tested
+INERT_FILE = "inert.txt"  # in a recording's folder: the particles its user named inert
+
+
+def inert_file_of(recording: Path) -> Path:
+    """Where the particles named inert for `recording` are kept."""
+    return recording / INERT_FILE
+
+
+def write_inert_file(path: Path, x: FloatArray, y: FloatArray, ids: list[int]) -> None:
+    """Name particles inert by position (x, y in pixels; `ids` only as comments: ids can
+    change when the particles are found again), replacing the file in one step."""
+    lines = ["# inert reference particles: x,y in pixels, one a line (tjump analyze --inert)"]
+    lines += [f"{px:.2f},{py:.2f}  # particle {i}" for px, py, i in zip(x, y, ids, strict=True)]
+    part = path.with_name(path.name + ".partial")
+    part.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    part.replace(path)
 
 
 def find_inert(

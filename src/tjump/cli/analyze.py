@@ -188,6 +188,8 @@ def _analyze_one(recording: Path, output: Path, options: BatchOptions) -> None:
         f"{a.event_count} events, {censored} censored{ea_text} -> {output}"
     )
     typer.echo(thermometer_line(a.thermometry))
+    if "inert_file" in a.recording.extra:
+        typer.echo(f"inert particles named in {a.recording.extra['inert_file']}")
 
 
 def thermometer_line(report: dict[str, Any]) -> str:

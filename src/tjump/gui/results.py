@@ -20,6 +20,7 @@ from tjump.analysis.kinetics import R_KJ
 from tjump.analysis.tables import EventResults, ParticleResults, read_results
 from tjump.errors import InputError
 from tjump.gui.histograms import draw_histograms, histogram_groups
+from tjump.gui.inert_picker import InertPicker
 from tjump.gui.style import hide_row_numbers
 from tjump.storage.layout import (
     ANALYSIS_FIGURES_DIR,
@@ -173,6 +174,8 @@ class ResultsView(QtWidgets.QWidget):
         figure_box.addWidget(self.figures)
         figure_box.addWidget(self.figure, 1)
         plots.addTab(figure_page, "analysis figures")
+        self.inert = InertPicker()
+        plots.addTab(self.inert, "inert particles")
         split = QtWidgets.QSplitter(QtCore.Qt.Orientation.Horizontal)
         split.addWidget(self.table)
         split.addWidget(plots)
@@ -215,6 +218,7 @@ class ResultsView(QtWidgets.QWidget):
         self._draw_ea_size(results)
         self.figures.clear()
         self.figures.addItems([p.name for p in results.figures])
+        self.inert.open(results.folder)
         self.select(results.ids()[0] if results.ids() else None)
         return results
 

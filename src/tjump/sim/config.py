@@ -3,7 +3,7 @@ sample (docs/physics.md, docs/instruments.md)."""
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, model_validator
 
 from tjump.rig.heater_model import ThermalComponent
 
@@ -68,6 +68,10 @@ class SampleConfig(_Strict):
     size_nm: tuple[PositiveFloat, PositiveFloat] = (100.0, 500.0)
     min_separation_px: PositiveFloat = 8.0
     edge_margin_px: PositiveFloat = 8.0
+    # how many particles sit beside another, closer than `min_separation_px` (real samples
+    # have such pairs); each pair's separation is drawn from `pair_separation_px`
+    close_pairs: int = Field(0, ge=0)
+    pair_separation_px: tuple[PositiveFloat, PositiveFloat] = (7.0, 9.0)
     ea: EaConfig = EaConfig()
     tau_reference_s: PositiveFloat = 6.0
     tau_log_sigma: float = Field(0.4, ge=0)
@@ -80,6 +84,18 @@ class SampleConfig(_Strict):
     brightness_exponent: PositiveFloat = 1.544
     reference_peak_fraction: tuple[float, float] = (0.15, 0.3)
     ablation: AblationConfig = AblationConfig()
+
+    @model_validator(mode="after")
+    def _pairs_fit(self) -> SampleConfig:
+        lo, hi = self.pair_separation_px
+        if lo > hi:
+            raise ValueError(f"pair_separation_px: {lo:g} is above {hi:g}")
+        if 2 * self.close_pairs > self.particles + self.references:
+            raise ValueError(
+                f"close_pairs: {self.close_pairs} pairs need {2 * self.close_pairs} particles; "
+                f"the sample has {self.particles + self.references}"
+            )
+        return self
 
 
 class SensorConfig(_Strict):

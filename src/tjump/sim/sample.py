@@ -75,12 +75,60 @@ def place(
     return np.array(xs), np.array(ys)
 
 
+def pair_up(
+    x: FloatArray,
+    y: FloatArray,
+    pairs: int,
+    separation: tuple[float, float],
+    width: int,
+    height: int,
+    margin: float,
+    rng: np.random.Generator,
+) -> tuple[FloatArray, FloatArray]:
+    """Move `pairs` particles next to others: each sits at a distance drawn from
+    `separation` from a partner, further than that from every other particle, at least
+    `margin` from the edges. The particles are then shuffled, so a pair's members are of any
+    kind and size."""
+    x, y = x.copy(), y.copy()
+    n = len(x)
+    order = rng.permutation(n)
+    movers, partners = order[:pairs], order[pairs : 2 * pairs]
+    for mover, partner in zip(movers, partners, strict=True):
+        for _ in range(500):
+            d = rng.uniform(*separation)
+            angle = rng.uniform(0.0, 2.0 * np.pi)
+            px, py = x[partner] + d * np.cos(angle), y[partner] + d * np.sin(angle)
+            inside = margin <= px <= width - 1 - margin and margin <= py <= height - 1 - margin
+            others = np.hypot(x - px, y - py)
+            others[[mover, partner]] = np.inf
+            if inside and others.min() >= max(separation[1], d + 1.0):
+                x[mover], y[mover] = px, py
+                break
+        else:
+            raise ValueError(f"cannot place {pairs} close pairs on a {width} x {height} sensor")
+    shuffle = rng.permutation(n)
+    return x[shuffle], y[shuffle]
+
+
 def make_particles(config: SampleConfig, width: int, height: int, seed: int) -> Particles:
-    """Draw a sample: SCO particles first, then the references."""
+    """Draw a sample: SCO particles first, then the references; `close_pairs` of them
+    beside another (drawn from their own random stream: a sample without pairs is the same
+    as before pairs existed)."""
     rng = np.random.default_rng([seed, 0])
     n_sco, n_ref = config.particles, config.references
     n = n_sco + n_ref
     x, y = place(n, width, height, config.edge_margin_px, config.min_separation_px, rng)
+    if config.close_pairs:
+        x, y = pair_up(
+            x,
+            y,
+            config.close_pairs,
+            config.pair_separation_px,
+            width,
+            height,
+            config.edge_margin_px,
+            np.random.default_rng([seed, 6]),
+        )
     is_ref = np.arange(n) >= n_sco
 
     size = rng.uniform(*config.size_nm, n)
