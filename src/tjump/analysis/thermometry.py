@@ -205,10 +205,10 @@ def estimate_noise(residual: FloatArray, which: NDArray[np.intp], lags: int = 40
     autocovariances of fit residuals within segments (`which` labels them)."""
     r = np.asarray(residual, dtype=np.float64) - float(np.mean(residual))
     gamma = np.empty(lags + 1)
-    for k in range(lags + 1):
-        a, b = r[: len(r) - k], r[k:]
-        pair = which[: len(r) - k] == which[k:]
-        gamma[k] = float(np.mean(a[pair] * b[pair])) if pair.any() else 0.0
+    for lag in range(lags + 1):
+        a, b = r[: len(r) - lag], r[lag:]
+        pair = which[: len(r) - lag] == which[lag:]
+        gamma[lag] = float(np.mean(a[pair] * b[pair])) if pair.any() else 0.0
     k = np.arange(1, lags + 1)
     good = gamma[1:] > 0
     if good.sum() < 3 or gamma[0] <= 0:
