@@ -13,7 +13,8 @@
    < 2 GB. Each run is deleted right after its analysis; a run is stopped and deleted if
    the disk falls below 25 GB free.
 
-    python scripts/bench_zarr.py [--frames 10000] [--layouts] [--memory] [--workdir DIR]
+    python scripts/bench_zarr.py [--frames 10000 | --run RUN] [--layouts] [--rounds 3]
+                                 [--memory] [--workdir DIR]
 """
 
 from __future__ import annotations
@@ -162,13 +163,15 @@ def read_traces(
     return elapsed, cpu, (read_bytes() - disk) / 1e6
 
 
-def bench_traces(folder: Path, frames: int, layouts: bool) -> None:
+def bench_traces(
+    folder: Path, frames: int, layouts: bool, source: Path | None, rounds: int
+) -> None:
     write_mb, read_mb = disk_speed(folder)
     print(
         f"disk baseline (1 GB file): write {write_mb:.0f} MB/s with fsync, cold read "
-        f"{read_mb:.0f} MB/s"
+        f"{read_mb:.0f} MB/s; load average {os.getloadavg()}"
     )
-    run = make_run(folder, frames)
+    run = source or make_run(folder, frames)
     tiff_bytes = sum(p.stat().st_size for p in (run / "frames").glob("*.tif"))
     rec = open_recording(run)
     baseline = rec.mean_image(0, 50)
@@ -178,22 +181,12 @@ def bench_traces(folder: Path, frames: int, layouts: bool) -> None:
     choices = [ZarrLayout()]
     if layouts:
         choices += [
-            ZarrLayout(tile=32, shuffle="bitshuffle"),  # the issue's first suggestion
-            ZarrLayout(tile=8),
-            ZarrLayout(time_chunk=1024),
-            ZarrLayout(cname="lz4"),
-            ZarrLayout(tile=8, cname="lz4"),
-            ZarrLayout(tile=8, clevel=0, shuffle="noshuffle"),  # stored uncompressed
+            ZarrLayout(time_chunk=512, tile=16),  # the earlier default
+            ZarrLayout(time_chunk=2048, tile=8, cname="lz4"),
+            ZarrLayout(time_chunk=2048, tile=4),
             ZarrLayout(shuffle="bitshuffle"),
         ]
-    drop_cache(run)
-    tiff_cold, tiff_cpu, tiff_mb = read_traces(run, x, y, baseline)
-    tiff_warm = read_traces(run, x, y, baseline)[0]
     raw_mb = rec.frames * FRAME_MB
-    print(
-        f"traces from the TIFFs: cold {tiff_cold:.1f} s ({rec.frames / tiff_cold:,.0f} frames/s, "
-        f"CPU {tiff_cpu:.1f} s, {tiff_mb:,.0f} MB read from disk), warm {tiff_warm:.1f} s"
-    )
     for layout in choices:
         store = folder / "run.ome.zarr"
         drop_cache(run)
@@ -201,31 +194,40 @@ def bench_traces(folder: Path, frames: int, layouts: bool) -> None:
         export_ome_zarr(RunDirectory(run), store, layout)
         os.sync()
         export_s, export_cpu = time.perf_counter() - t, time.process_time() - cpu
+        write_after = disk_speed(folder)[0]
         size = sum(p.stat().st_size for p in store.rglob("*") if p.is_file())
-        drop_cache(store)
-        cold, cpu, mb = read_traces(store, x, y, baseline)
-        warm = read_traces(store, x, y, baseline)[0]
         print(
             f"OME-Zarr {layout.time_chunk} frames x {layout.tile} px, blosc {layout.cname} "
             f"{layout.clevel} {layout.shuffle}: {tiff_bytes / size:.1f}x smaller than the TIFFs"
         )
         print(
-            f"  export {export_s:.1f} s = {raw_mb / export_s:.0f} MB/s of frames (disk write "
-            f"{write_mb:.0f} MB/s; goal >= it), writing {size / 1e6 / export_s:.0f} MB/s; "
-            f"CPU {export_cpu:.1f} s on {os.cpu_count()} cores"
+            f"  export {export_s:.1f} s = {raw_mb / export_s:.0f} MB/s of frames, synced "
+            f"(disk write {write_mb:.0f} MB/s before, {write_after:.0f} MB/s after; goal >= "
+            f"it); CPU {export_cpu:.1f} s on {os.cpu_count()} cores; load {os.getloadavg()}"
+        )
+        # cold reads, TIFF and export in turn, so both see the same load
+        tiff, zarr = [], []
+        for _ in range(rounds):
+            drop_cache(run, store)
+            tiff.append(read_traces(run, x, y, baseline))
+            drop_cache(run, store)
+            zarr.append(read_traces(store, x, y, baseline))
+        (t_s, t_cpu, t_mb), (z_s, z_cpu, z_mb) = (
+            tuple(float(np.median(v)) for v in zip(*side, strict=True)) for side in (tiff, zarr)
         )
         print(
-            f"  traces cold {cold:.2f} s ({rec.frames / cold:,.0f} frames/s) = "
-            f"{tiff_cold / cold:.1f}x faster than the TIFFs cold (goal >= 10x); "
-            f"warm {warm:.2f} s ({tiff_warm / warm:.1f}x)"
+            f"  traces cold, median of {rounds}: TIFF {t_s:.2f} s (CPU {t_cpu:.2f} s, "
+            f"{t_mb:,.0f} MB read) vs OME-Zarr {z_s:.2f} s (CPU {z_cpu:.2f} s, {z_mb:,.0f} MB "
+            f"read) = {t_s / z_s:.1f}x faster (goal >= 10x); each round "
+            + ", ".join(f"{a[0]:.1f}/{b[0]:.1f} s" for a, b in zip(tiff, zarr, strict=True))
         )
         print(
-            f"  CPU {cpu:.1f} s ({tiff_cpu / cpu:.1f}x less), {mb:,.0f} MB read from disk "
-            f"({tiff_mb / max(mb, 1e-3):.1f}x less); at the disk's cold read speed alone: "
-            f"TIFF {tiff_mb / read_mb:.1f} s, OME-Zarr {mb / read_mb:.2f} s"
+            f"  at the disk's cold read speed alone: TIFF {t_mb / read_mb:.1f} s, OME-Zarr "
+            f"{z_mb / read_mb:.2f} s; load average {os.getloadavg()}"
         )
         shutil.rmtree(store)
-    shutil.rmtree(run)
+    if source is None:
+        shutil.rmtree(run)
 
 
 CHILD = (
@@ -301,13 +303,15 @@ def main() -> None:
     parser.add_argument("--memory", action="store_true")
     parser.add_argument("--sizes", default="10000,50000", help="--memory: run lengths")
     parser.add_argument("--workdir", type=Path, default=None)
+    parser.add_argument("--run", type=Path, default=None, help="use this 640 x 480 run")
+    parser.add_argument("--rounds", type=int, default=3, help="cold reads of each side")
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="tjump-bench-zarr-", dir=args.workdir))
     try:
         if args.memory:
             bench_memory(folder, [int(n) for n in args.sizes.split(",")])
         else:
-            bench_traces(folder, args.frames, args.layouts)
+            bench_traces(folder, args.frames, args.layouts, args.run, args.rounds)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 

@@ -5,6 +5,7 @@ run directory."""
 from __future__ import annotations
 
 import csv
+import shutil
 import sys
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from ome_zarr.reader import Reader
 
 from tjump.analysis.pipeline import analyze_recording
 from tjump.analysis.recording import open_recording
-from tjump.analysis.zarr_recording import TileBlock, ZarrRecording
+from tjump.analysis.zarr_recording import ShardBlock, TileBlock, ZarrRecording
 from tjump.cli import main
 from tjump.errors import InputError
 from tjump.sequencer import plan_run, run_plan
@@ -88,8 +89,8 @@ def test_store_is_valid_ome_zarr_that_napari_reader_opens(run_dir: Path, exporte
 def test_tiles_are_long_in_time_small_in_space_and_compressed(exported: Path) -> None:
     array = zarr.open_array(exported / "0", mode="r")
     assert array.metadata.zarr_format == 3
-    assert array.chunks == (512, 16, 16)
-    assert array.shards == (512, 64, 80)  # whole frames, rounded up to whole tiles
+    assert array.chunks == (1024, 8, 8)
+    assert array.shards == (1024, 64, 72)  # whole frames, rounded up to whole tiles
     codecs = str(array.metadata.codecs)
     assert "zstd" in codecs and "shuffle" in codecs
     stored = sum(f.stat().st_size for f in (exported / "0").rglob("*") if f.is_file())
@@ -145,10 +146,35 @@ def test_tile_block_reads_exactly_the_asked_pixels(exported: Path, run_dir: Path
     rows = rng.integers(0, 60, 300)
     cols = rng.integers(0, 72, 300)
     rows[:2], cols[:2] = (59, 0), (71, 0)  # corners, in the edge tiles
-    block = TileBlock(open_image(exported / "0"), 100, 357, (16, 16))
+    block = TileBlock(open_image(exported / "0"), 100, 357, (8, 8))
     assert len(block) == 257
     np.testing.assert_array_equal(block[:, rows, cols], frames[100:357, rows, cols])
     np.testing.assert_array_equal(block[3:9], frames[103:109])
+
+
+def test_shards_are_read_by_chunks_and_a_damaged_index_is_named(
+    exported: Path, run_dir: Path, tmp_path: Path
+) -> None:
+    """The analysis reads the export's own shards directly (not through a Zarr library):
+    exactly the asked pixels, 2-D patches too; a shard whose index fails its checksum is
+    refused naming the file."""
+    frames = RunDirectory(run_dir).read_frames()
+    rec = open_recording(exported)
+    assert isinstance(rec, ZarrRecording) and rec.sharded is not None
+    [(start, block)] = list(rec.blocks())
+    assert isinstance(block, ShardBlock) and (start, len(block)) == (0, len(frames))
+    rows = np.array([[0, 1, 59], [7, 8, 30]])
+    cols = np.array([[0, 71, 71], [8, 7, 40]])
+    np.testing.assert_array_equal(block[:, rows, cols], frames[:, rows, cols])
+    copy = tmp_path / "copy.zarr"
+    shutil.copytree(exported, copy)
+    shard = copy / "0" / "c" / "0" / "0" / "0"
+    data = bytearray(shard.read_bytes())
+    data[-10] ^= 0xFF  # a bit flipped in the index
+    shard.write_bytes(bytes(data))
+    [(_, damaged)] = list(open_recording(copy).blocks())
+    with pytest.raises(InputError, match="shard index is damaged"):
+        damaged[:, rows, cols]
 
 
 def test_export_refuses_to_overwrite_and_leaves_nothing_half_written(

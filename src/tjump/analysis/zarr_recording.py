@@ -9,20 +9,27 @@ store's `frames` group, the run's manifest from the root's `tjump` attributes.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import zarr
+from numcodecs import Blosc
 from numpy.typing import NDArray
 
 from tjump.analysis.recording import FloatArray, Recording
 from tjump.errors import InputError
 from tjump.storage.layout import ZARR_JSON
+from tjump.storage.shards import ShardGeometry, ShardReader, sharded_geometry
 from tjump.storage.zarr_export import FRAMES_GROUP, IMAGE, open_image
+
+Sharded = tuple[ShardGeometry, Blosc]
 
 
 def is_ome_zarr(path: Path) -> bool:
@@ -84,6 +91,39 @@ class TileBlock:
         return out.reshape(len(self), *rows.shape)
 
 
+class ShardBlock(TileBlock):
+    """A block that is one shard written by `tjump export`: `block[:, rows, cols]` reads
+    the shard's index, then the chunks holding those pixels (neighbours in one read, the
+    reads concurrent) straight into one array, and gathers the pixels from it."""
+
+    def __init__(self, image: Any, start: int, stop: int, shard: Path, layout: Sharded) -> None:
+        geometry, _ = layout
+        super().__init__(image, start, stop, (geometry.tile_h, geometry.tile_w))
+        self.shard = shard
+        self.layout = layout
+
+    def _pixels(self, rows: NDArray[np.intp], cols: NDArray[np.intp]) -> NDArray[np.uint16]:
+        geometry, codec = self.layout
+        th, tw = self.tile
+        keys = (rows.ravel() // th) * geometry.cols + cols.ravel() // tw
+        needed, where = np.unique(keys, return_inverse=True)
+        tiles = np.empty((len(needed), geometry.frames, th, tw), dtype=np.uint16)
+        reader = ShardReader(self.shard, geometry, codec)
+        try:
+            reader.read_into([int(k) for k in needed], tiles, _pool())
+        finally:
+            reader.close()
+        picked = tiles[where, : len(self), rows.ravel() % th, cols.ravel() % tw]  # (pixels, t)
+        return np.ascontiguousarray(picked.T).reshape(len(self), *rows.shape)
+
+
+@cache
+def _pool() -> ThreadPoolExecutor:
+    """Threads for reading and decompressing chunks (the work is in C, outside the GIL);
+    more than the cores so that reads wait on the disk together."""
+    return ThreadPoolExecutor(16, thread_name_prefix="tjump-shards")
+
+
 @dataclass
 class ZarrRecording(Recording):
     """A recording whose frames are an OME-Zarr image, read by tiles."""
@@ -91,6 +131,7 @@ class ZarrRecording(Recording):
     image: Any = None
     time_chunk: int = 512
     tile: tuple[int, int] = (16, 16)
+    sharded: Sharded | None = None  # the layout `tjump export` writes: read by ShardReader
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -99,9 +140,13 @@ class ZarrRecording(Recording):
     def blocks(self, max_frames: int = 1000) -> Iterator[tuple[int, Any]]:
         """(first frame, TileBlock) for each block of `time_chunk` frames (one shard);
         `max_frames` is ignored: blocks follow the store's chunks."""
-        for start in range(0, self.frames, self.time_chunk):
+        for k, start in enumerate(range(0, self.frames, self.time_chunk)):
             stop = min(start + self.time_chunk, self.frames)
-            yield start, TileBlock(self.image, start, stop, self.tile)
+            if self.sharded is None:
+                yield start, TileBlock(self.image, start, stop, self.tile)
+            else:
+                shard = self.source / IMAGE / "c" / str(k) / "0" / "0"
+                yield start, ShardBlock(self.image, start, stop, shard, self.sharded)
 
     def mean_image(self, first: int, count: int) -> FloatArray:
         """Mean of frames [first, first + count), read a chunk of frames at a time."""
@@ -163,7 +208,17 @@ def open_zarr_recording(path: Path) -> ZarrRecording:
         image=image,
         time_chunk=int(chunk[0]),
         tile=(int(chunk[1]), int(chunk[2])),
+        sharded=_sharded(path),
     )
+
+
+def _sharded(path: Path) -> Sharded | None:
+    """The image's shard layout when it is the one `tjump export` writes."""
+    try:
+        metadata = json.loads((path / IMAGE / ZARR_JSON).read_text())
+    except (OSError, ValueError):
+        return None
+    return sharded_geometry(metadata) if isinstance(metadata, dict) else None
 
 
 def _manifest(attrs: dict[str, Any]) -> dict[str, Any]:

@@ -4,6 +4,7 @@ number (see verify.py for what makes a run consistent)."""
 from __future__ import annotations
 
 import csv
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ import numpy as np
 import tifffile
 from numpy.typing import NDArray
 
+from tjump.errors import InputError
 from tjump.storage.layout import FRAMES_CSV
 from tjump.storage.scan import Page, scan_chunks
 from tjump.storage.verify import read_log, read_manifest
@@ -54,6 +56,29 @@ class RunDirectory:
         finally:
             if tif is not None:
                 tif.close()
+
+    def read_into(self, pages: list[Page], out: NDArray[np.uint16]) -> None:
+        """Frames of `pages` into `out[:len(pages)]` (a C-contiguous (T, Y, X) uint16 array):
+        straight from the file into place when a page is one little-endian strip, else
+        through tifffile."""
+        fds: dict[Path, int] = {}
+        try:
+            for i, page in enumerate(pages):
+                if page.offset >= 0:
+                    if page.chunk not in fds:
+                        fds[page.chunk] = os.open(page.chunk, os.O_RDONLY)
+                    if os.preadv(fds[page.chunk], [out[i]], page.offset) == out[i].nbytes:
+                        continue
+                frame = next(self.iter_frames([page]))
+                if frame.shape != out.shape[1:]:
+                    raise InputError(
+                        f"{page.chunk}: frame {page.frame} is {frame.shape} in a run of "
+                        f"{out.shape[1:]} frames"
+                    )
+                out[i] = frame
+        finally:
+            for fd in fds.values():
+                os.close(fd)
 
     def read_frames(self) -> NDArray[np.uint16]:
         """All frames as one (T, Y, X) array; for small runs and tests."""

@@ -41,6 +41,7 @@ class Page:
     chunk: Path
     index: int
     row: Row | None  # the row its description holds (None: no description, an older run)
+    offset: int = -1  # where its pixels start in the file when stored as one little-endian strip
 
 
 @dataclass
@@ -108,7 +109,9 @@ def scan_chunk(path: Path) -> ChunkScan:
                     f"says frame {frame}"
                 )
                 break
-            scan.pages.append(Page(frame, path, index, row))
+            whole = len(page.dataoffsets) == 1 and tif.byteorder == "<"
+            offset = int(page.dataoffsets[0]) if whole else -1
+            scan.pages.append(Page(frame, path, index, row, offset))
             end = max(end, data_end)
             last_ifd = (int(page.offset), len(page.tags))
             index += 1

@@ -19,8 +19,10 @@ written under a temporary name and renamed when complete.
 from __future__ import annotations
 
 import math
+import os
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,6 +37,7 @@ from tjump.errors import InputError
 from tjump.storage.layout import FRAMES_CSV
 from tjump.storage.reader import RunDirectory
 from tjump.storage.scan import Page
+from tjump.storage.shards import ShardGeometry, blosc, write_shard
 from tjump.storage.table import read_columns
 
 IMAGE = "0"
@@ -46,8 +49,8 @@ TABLE_CHUNK = 65536
 class ZarrLayout:
     """Chunking and compression of the image (scripts/bench_zarr.py measures the choices)."""
 
-    time_chunk: int = 512  # frames per tile and per shard
-    tile: int = 16  # tile side in pixels
+    time_chunk: int = 1024  # frames per tile and per shard
+    tile: int = 8  # tile side in pixels
     cname: str = "zstd"
     clevel: int = 1
     shuffle: str = "shuffle"  # blosc's byte shuffle; "bitshuffle" or "noshuffle"
@@ -92,19 +95,7 @@ def export_ome_zarr(
         time_s = np.asarray(columns["time_s"], dtype=np.float64)
         root.attrs.update(_attributes(run, manifest, time_s, layout))
         _create_image(root, (count, height, width), layout)
-        image = open_image(tmp / IMAGE, write=True)
-        done = 0
-        pending: Any = None
-        for block in _blocks(run, pages, layout.time_chunk, (height, width)):
-            if pending is not None:
-                pending.result()
-            pending = image[done : done + len(block)].write(block)
-            pending.copy.result()  # the block is copied: its buffer may be refilled
-            done += len(block)
-            if progress is not None:
-                progress(done, count)
-        if pending is not None:
-            pending.result()
+        _write_image(run, pages, tmp / IMAGE, (height, width), layout, progress)
         _write_table(root, columns)
         tmp.rename(path)
     except BaseException:
@@ -181,25 +172,38 @@ def _attributes(
     }
 
 
-def _blocks(
-    run: RunDirectory, pages: list[Page], frames: int, shape: tuple[int, int]
-) -> Iterator[NDArray[np.uint16]]:
-    """Consecutive blocks of `frames` frames in frame order, read page by page into one
-    reused buffer."""
-    buffer = np.empty((frames, *shape), dtype=np.uint16)
-    n = 0
-    for page, image in zip(pages, run.iter_frames(pages), strict=True):
-        if image.shape != shape:
-            raise InputError(
-                f"{page.chunk}: frame {page.frame} is {image.shape} in a run of {shape} frames"
-            )
-        buffer[n] = image
-        n += 1
-        if n == frames:
-            yield buffer
-            n = 0
-    if n:
-        yield buffer[:n]
+def _write_image(
+    run: RunDirectory,
+    pages: list[Page],
+    folder: Path,
+    shape: tuple[int, int],
+    layout: ZarrLayout,
+    progress: Callable[[int, int], None] | None,
+) -> None:
+    """The image's shards, one per block of frames: a reader thread fills one block's
+    buffer from the TIFFs while the pool compresses and writes the previous block."""
+    frames = layout.time_chunk
+    geometry = ShardGeometry(frames, *shape, layout.tile, layout.tile)
+    codec = blosc(layout.cname, layout.clevel, layout.shuffle)
+    buffers = [np.empty((frames, *shape), dtype=np.uint16) for _ in range(2)]
+    starts = list(range(0, len(pages), frames))
+
+    def fill(k: int) -> NDArray[np.uint16]:
+        block = pages[starts[k] : starts[k] + frames]
+        out = buffers[k % 2]
+        run.read_into(block, out)
+        return out[: len(block)]
+
+    workers = max(os.cpu_count() or 1, 2)
+    with ThreadPoolExecutor(1) as reader, ThreadPoolExecutor(workers) as pool:
+        pending = reader.submit(fill, 0)
+        for k, start in enumerate(starts):
+            block = pending.result()
+            if k + 1 < len(starts):
+                pending = reader.submit(fill, k + 1)
+            write_shard(folder / "c" / str(k) / "0" / "0", block, geometry, codec, pool)
+            if progress is not None:
+                progress(start + len(block), len(pages))
 
 
 def _rows_with_pages(columns: dict[str, list[str]]) -> dict[str, list[str]]:
