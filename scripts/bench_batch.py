@@ -82,7 +82,10 @@ def main() -> None:
         sources = sorted(folder.iterdir())
         run_bytes = sum(p.stat().st_size for p in (distinct[0] / "frames").glob("*.tif"))
         cores = os.cpu_count() or 1
-        print(f"{args.runs} runs, {cores} cores; each run {run_bytes / 1e9:.2f} GB of TIFF")
+        print(
+            f"{args.runs} runs, {cores} cores; each run {run_bytes / 1e9:.2f} GB of TIFF; "
+            f"load average {os.getloadavg()}"
+        )
 
         t = time.perf_counter()
         alone = []
@@ -93,7 +96,7 @@ def main() -> None:
         serial = time.perf_counter() - t
         print(
             f"one after another: {serial:.0f} s ({serial / args.runs:.1f} s a run, "
-            f"min {min(alone):.1f} s)"
+            f"min {min(alone):.1f} s); load average {os.getloadavg()}"
         )
 
         out = base / "dask"
@@ -113,10 +116,15 @@ def main() -> None:
         print(
             f"local Dask cluster, {cores} workers: {wall:.0f} s wall = {serial / wall:.2f}x "
             f"the serial time; a run takes {sum(inside) / len(inside):.1f} s inside a worker "
-            f"(vs {serial / args.runs:.1f} s alone), start-up and summary ~{startup:.0f} s"
+            f"(vs {serial / args.runs:.1f} s alone), start-up and summary ~{startup:.0f} s; "
+            f"load average {os.getloadavg()}"
         )
         one = min(alone)
-        print("projection (each worker its own core; one run alone as measured above):")
+        serial_share = startup / (startup + sum(alone))
+        print(
+            "projection (each worker its own core; one run alone as measured above; the "
+            f"serial part, start-up and summary, is {100 * serial_share:.1f} % of the work):"
+        )
         for n in (2, 4, 8, 16, 32, 64):
             wall_n = startup + math.ceil(args.runs / n) * one
             print(

@@ -18,6 +18,7 @@ from ome_zarr.reader import Reader
 
 from tjump.analysis.pipeline import analyze_recording
 from tjump.analysis.recording import open_recording
+from tjump.analysis.traces import extract_traces
 from tjump.analysis.zarr_recording import ShardBlock, TileBlock, ZarrRecording
 from tjump.cli import main
 from tjump.errors import InputError
@@ -138,6 +139,13 @@ def test_streamed_in_blocks_with_progress_and_other_layouts(run_dir: Path, tmp_p
     assert (rec.time_chunk, rec.tile) == (64, (8, 8))
     assert [start for start, _ in rec.blocks()] == list(range(0, count, 64))
     np.testing.assert_allclose(rec.mean_image(5, 30), frames[5:35].mean(axis=0))
+    # traces block by block (each next shard read ahead) equal those from the TIFFs
+    tiff = open_recording(run_dir)
+    baseline = tiff.mean_image(0, 20)
+    x, y = np.array([10.2, 40.7, 66.0]), np.array([8.0, 30.4, 55.5])
+    want = extract_traces(tiff.blocks(), tiff.frames, x, y, baseline, track=False)
+    got = extract_traces(rec.blocks(), rec.frames, x, y, baseline, track=False)
+    np.testing.assert_allclose(got.intensity, want.intensity)
 
 
 def test_tile_block_reads_exactly_the_asked_pixels(exported: Path, run_dir: Path) -> None:

@@ -152,6 +152,24 @@ class TraceSet:
     y: FloatArray  # (blocks, particles)
 
 
+def _measure(
+    block: Any, rows: NDArray[np.intp], cols: NDArray[np.intp], w: NDArray[np.float32], step: int
+) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
+    """(particles, 2, frames): each particle's pixels times its weights, in one batched
+    matrix product; and (particles, pixels): its pixels' mean over every `step`-th frame.
+    A block with `by_pixel` (the OME-Zarr reader) gives (particles, pixels, frames) in the
+    order its tiles hold them; any other block is indexed as a (T, H, W) array."""
+    if hasattr(block, "by_pixel"):
+        pixels = np.asarray(block.by_pixel(rows, cols), dtype=np.float32)  # (n, p, t)
+        out = np.matmul(w.transpose(0, 2, 1), pixels)
+        return out, pixels[:, :, ::step].mean(axis=2)
+    t, n = len(block), len(rows)
+    frame_major = np.asarray(block[:, rows.ravel(), cols.ravel()], dtype=np.float32)
+    frame_major = frame_major.reshape(t, n, -1)
+    out = np.matmul(frame_major.transpose(1, 0, 2), w).transpose(0, 2, 1)  # batched BLAS
+    return out, frame_major[::step].mean(axis=0)
+
+
 def extract_traces(
     blocks: Iterable[tuple[int, NDArray[Any]]],
     frames: int,
@@ -186,15 +204,12 @@ def extract_traces(
         xs.append(px)
         ys.append(py)
         rows, cols = apertures.indices(cx, cy)
-        pixels = np.asarray(block[:, rows.ravel(), cols.ravel()], dtype=np.float32)
-        pixels = pixels.reshape(t, n, -1)
         w = np.stack([apertures.weights(int(cx[i]), int(cy[i]), baseline) for i in range(n)])
-        out = np.matmul(pixels.transpose(1, 0, 2), w)  # (particles, frames, 2): batched BLAS
-        intensity[start : start + t] = out[:, :, 0].T
-        background[start : start + t] = out[:, :, 1].T
+        out, mean = _measure(block, rows, cols, w, max(t // 50, 1))
+        intensity[start : start + t] = out[:, 0].T
+        background[start : start + t] = out[:, 1].T
         if track:
-            mean = pixels[:: max(t // 50, 1)].mean(axis=0)  # (particles, pixels)
-            signal = np.clip(mean - out[:, :, 1].mean(axis=1)[:, None], 0, None) * disc
+            signal = np.clip(mean - out[:, 1].mean(axis=1)[:, None], 0, None) * disc
             total = signal.sum(axis=1)
             ok = total > 0
             if ok.any():

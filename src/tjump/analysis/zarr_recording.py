@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -94,27 +94,61 @@ class TileBlock:
 class ShardBlock(TileBlock):
     """A block that is one shard written by `tjump export`: `block[:, rows, cols]` reads
     the shard's index, then the chunks holding those pixels (neighbours in one read, the
-    reads concurrent) straight into one array, and gathers the pixels from it."""
+    reads concurrent) straight into one array, and gathers the pixels from it. The same
+    chunks of the next shard are then read ahead while the caller computes (`ahead`, shared
+    by the blocks of one pass), as the next block almost always needs the same pixels."""
 
-    def __init__(self, image: Any, start: int, stop: int, shard: Path, layout: Sharded) -> None:
+    def __init__(
+        self,
+        image: Any,
+        start: int,
+        stop: int,
+        shard: Path,
+        layout: Sharded,
+        following: Path | None = None,
+        ahead: dict[tuple[Path, bytes], Future[NDArray[np.uint16]]] | None = None,
+    ) -> None:
         geometry, _ = layout
         super().__init__(image, start, stop, (geometry.tile_h, geometry.tile_w))
         self.shard = shard
         self.layout = layout
+        self.following = following
+        self.ahead = {} if ahead is None else ahead
 
     def _pixels(self, rows: NDArray[np.intp], cols: NDArray[np.intp]) -> NDArray[np.uint16]:
-        geometry, codec = self.layout
+        picked = self.by_pixel(rows, cols)
+        return np.ascontiguousarray(np.moveaxis(picked, -1, 0))
+
+    def by_pixel(self, rows: NDArray[np.intp], cols: NDArray[np.intp]) -> NDArray[np.uint16]:
+        """Pixels (rows[i], cols[i]) of every frame as (*rows.shape, frames): the order the
+        tiles hold them, with no transposing copy."""
+        geometry, _ = self.layout
         th, tw = self.tile
         keys = (rows.ravel() // th) * geometry.cols + cols.ravel() // tw
         needed, where = np.unique(keys, return_inverse=True)
-        tiles = np.empty((len(needed), geometry.frames, th, tw), dtype=np.uint16)
-        reader = ShardReader(self.shard, geometry, codec)
-        try:
-            reader.read_into([int(k) for k in needed], tiles, _pool())
-        finally:
-            reader.close()
+        tag = needed.tobytes()
+        early = self.ahead.pop((self.shard, tag), None)
+        self.ahead.clear()  # read ahead for other pixels: not needed
+        if self.following is not None:
+            self.ahead[(self.following, tag)] = _ahead().submit(
+                _read_tiles, self.following, self.layout, needed
+            )
+        tiles = early.result() if early else _read_tiles(self.shard, self.layout, needed)
         picked = tiles[where, : len(self), rows.ravel() % th, cols.ravel() % tw]  # (pixels, t)
-        return np.ascontiguousarray(picked.T).reshape(len(self), *rows.shape)
+        return picked.reshape(*rows.shape, len(self))
+
+
+def _read_tiles(shard: Path, layout: Sharded, needed: NDArray[Any]) -> NDArray[np.uint16]:
+    """Chunks `needed` of one shard as one (chunks, frames, tile_h, tile_w) array."""
+    geometry, codec = layout
+    shape = (len(needed), geometry.frames, geometry.tile_h, geometry.tile_w)
+    tiles = np.empty(shape, dtype=np.uint16)
+    reader = ShardReader(shard, geometry, codec)
+    try:
+        reader.read_into([int(k) for k in needed], tiles, _pool())
+    finally:
+        reader.close()
+    return tiles
 
 
 @cache
@@ -122,6 +156,12 @@ def _pool() -> ThreadPoolExecutor:
     """Threads for reading and decompressing chunks (the work is in C, outside the GIL);
     more than the cores so that reads wait on the disk together."""
     return ThreadPoolExecutor(16, thread_name_prefix="tjump-shards")
+
+
+@cache
+def _ahead() -> ThreadPoolExecutor:
+    """One thread reading the next shard ahead (it waits on `_pool`, so it is not in it)."""
+    return ThreadPoolExecutor(1, thread_name_prefix="tjump-ahead")
 
 
 @dataclass
@@ -140,13 +180,17 @@ class ZarrRecording(Recording):
     def blocks(self, max_frames: int = 1000) -> Iterator[tuple[int, Any]]:
         """(first frame, TileBlock) for each block of `time_chunk` frames (one shard);
         `max_frames` is ignored: blocks follow the store's chunks."""
-        for k, start in enumerate(range(0, self.frames, self.time_chunk)):
+        ahead: dict[tuple[Path, bytes], Future[NDArray[np.uint16]]] = {}
+        starts = range(0, self.frames, self.time_chunk)
+        shards = [self.source / IMAGE / "c" / str(k) / "0" / "0" for k in range(len(starts))]
+        for k, start in enumerate(starts):
             stop = min(start + self.time_chunk, self.frames)
             if self.sharded is None:
                 yield start, TileBlock(self.image, start, stop, self.tile)
-            else:
-                shard = self.source / IMAGE / "c" / str(k) / "0" / "0"
-                yield start, ShardBlock(self.image, start, stop, shard, self.sharded)
+                continue
+            following = shards[k + 1] if k + 1 < len(shards) else None
+            block = ShardBlock(self.image, start, stop, shards[k], self.sharded, following, ahead)
+            yield start, block
 
     def mean_image(self, first: int, count: int) -> FloatArray:
         """Mean of frames [first, first + count), read a chunk of frames at a time."""
