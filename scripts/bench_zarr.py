@@ -1,20 +1,16 @@
-"""OME-Zarr export against the run directory's TIFFs: trace reading, export speed, memory.
+"""OME-Zarr export against the run directory's TIFFs: trace reading and export speed.
 
-1. `traces` (default): a run of N frames (default 10,000) at 640 x 480 with 100 particles on
-   the simulated rig; the disk's write and cold-read speed measured with a plain 1 GB file
-   (the baseline); `tjump export --ome-zarr` timed against it; then the traces of every
-   particle read by the analysis from the TIFFs and from the export, each with a cold page
-   cache (posix_fadvise DONTNEED on every file of both) and again warm.
-   `--layouts` adds other tile sizes and codecs, each exported and read cold.
-   Goals: export at least at the disk's write speed; traces >= 10x faster from the export.
-2. `--memory`: `tjump analyze` (figures included, in a child process reporting its own
-   peak, VmHWM) on runs of 10,000 and 50,000 frames (the latter ~31 GB of TIFF, more than
-   half this machine's RAM), and the peak extrapolated linearly to 200,000 frames. Goal:
-   < 2 GB. Each run is deleted right after its analysis; a run is stopped and deleted if
-   the disk falls below 25 GB free.
+A run of N frames (default 10,000; or `--run RUN`, an existing one) at 640 x 480 with 100
+particles on the simulated rig; the disk's write and cold-read speed measured with a plain
+1 GB file (the baseline) before and after the export; `tjump export --ome-zarr` timed
+against it (synced); then the traces of every particle read by the analysis from the TIFFs
+and from the export, in turn, each with a cold page cache (posix_fadvise DONTNEED on every
+file of both), `--rounds` times, the medians compared. `--layouts` adds other tile sizes
+and codecs. Goals: export at least at the disk's write speed; traces >= 10x faster from the
+export. Memory on long runs: scripts/bench_memory.py.
 
     python scripts/bench_zarr.py [--frames 10000 | --run RUN] [--layouts] [--rounds 3]
-                                 [--memory] [--workdir DIR]
+                                 [--workdir DIR]
 """
 
 from __future__ import annotations
@@ -230,88 +226,17 @@ def bench_traces(
         shutil.rmtree(run)
 
 
-CHILD = (
-    "import sys\n"
-    "from tjump.cli import main\n"
-    "sys.argv = ['tjump', 'analyze', sys.argv[1], '-o', sys.argv[2]]\n"
-    "try:\n"
-    "    main()\n"
-    "finally:\n"
-    "    hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM')]\n"
-    "    print(hwm[0].split()[1], file=sys.stderr)\n"
-)
-
-
-def analyze_peak_mb(source: Path, out: Path) -> tuple[float, float]:
-    """(peak memory MB, wall s) of `tjump analyze SOURCE` with a cold page cache."""
-    drop_cache(source)
-    t = time.perf_counter()
-    done = subprocess.run(
-        [sys.executable, "-c", CHILD, str(source), str(out)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    wall = time.perf_counter() - t
-    if done.returncode != 0:
-        raise SystemExit(f"tjump analyze failed:\n{done.stderr}")
-    shutil.rmtree(out)
-    return int(done.stderr.strip().splitlines()[-1]) / 1024, wall
-
-
-def bench_memory(folder: Path, sizes: list[int]) -> None:
-    floor = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "import tjump.analysis.pipeline, tjump.cli\n"
-            "print([l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1])",
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    print(
-        f"baseline: importing tjump's analysis and CLI peaks at {int(floor.stdout) / 1024:.0f} MB"
-    )
-    points = []
-    for frames in sizes:
-        run = make_run(folder, frames)
-        size = sum(p.stat().st_size for p in (run / "frames").glob("*.tif")) / 1e9
-        peak, wall = analyze_peak_mb(run, folder / "analysis")
-        count = RunDirectory(run).frame_count()
-        shutil.rmtree(run)
-        points.append((count, peak))
-        print(
-            f"  tjump analyze, {count} frames of 640 x 480 ({size:.1f} GB of TIFF), cold: "
-            f"peak {peak:.0f} MB, {wall:.0f} s (goal < 2 GB)"
-        )
-    if len(points) < 2:
-        return
-    (n0, p0), (n1, p1) = points[0], points[-1]
-    slope = (p1 - p0) / (n1 - n0)
-    print(
-        f"  growth {slope * 1000:.1f} MB per 1,000 frames; extrapolated to 200,000 frames: "
-        f"{p1 + slope * (200_000 - n1):.0f} MB"
-    )
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=10_000)
     parser.add_argument("--layouts", action="store_true")
-    parser.add_argument("--memory", action="store_true")
-    parser.add_argument("--sizes", default="10000,50000", help="--memory: run lengths")
     parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument("--run", type=Path, default=None, help="use this 640 x 480 run")
     parser.add_argument("--rounds", type=int, default=3, help="cold reads of each side")
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="tjump-bench-zarr-", dir=args.workdir))
     try:
-        if args.memory:
-            bench_memory(folder, [int(n) for n in args.sizes.split(",")])
-        else:
-            bench_traces(folder, args.frames, args.layouts, args.run, args.rounds)
+        bench_traces(folder, args.frames, args.layouts, args.run, args.rounds)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 

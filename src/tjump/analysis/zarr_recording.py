@@ -2,9 +2,11 @@
 
 The image is read tile by tile: for each block of frames (one shard, `time_chunk` frames)
 the analysis asks for the pixels around its particles, and only the tiles holding those
-pixels are read and decompressed, all at once on every core. Whole frames are read only for
-the mean images (detection, the report's picture). The per-frame table comes from the
-store's `frames` group, the run's manifest from the root's `tjump` attributes.
+pixels are read and decompressed, concurrently, the next block's read ahead. The export's
+own shards are read directly (`ShardBlock`, `tjump.storage.shards`); a store laid out by
+another tool through TensorStore (`TileBlock`). Whole frames are read only for the mean
+images (detection, the report's picture). The per-frame table comes from the store's
+`frames` group, the run's manifest from the root's `tjump` attributes.
 """
 
 from __future__ import annotations

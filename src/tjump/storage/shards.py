@@ -30,6 +30,7 @@ from tjump.errors import InputError
 SHUFFLES = {"noshuffle": Blosc.NOSHUFFLE, "shuffle": Blosc.SHUFFLE, "bitshuffle": Blosc.BITSHUFFLE}
 EMPTY = 2**64 - 1  # the index's mark for a chunk that is not stored
 MERGE_GAP = 16384  # read through gaps this small rather than issue another read
+TRANSPOSE_FRAMES = 64
 
 
 @dataclass(frozen=True)
@@ -76,12 +77,20 @@ def write_shard(
         padded = np.zeros(full, dtype="<u2")
         padded[: len(block), : g.height, : g.width] = block
         block = padded
-    tiles = block.reshape(g.frames, g.rows, g.tile_h, g.cols, g.tile_w)
+    # a tile's row of pixels moved as one wide number: transposing 16-byte items in runs
+    # of 64 frames (which stay in the CPU's cache) is several times faster than 2-byte items
+    unit = next(u for u in (16, 8, 4, 2) if (g.tile_w * 2) % u == 0)
+    wide_type = {16: np.complex128, 8: np.uint64, 4: np.uint32, 2: np.uint16}[unit]
+    wide: NDArray[Any] = np.ascontiguousarray(block).view(wide_type)
+    wide = wide.reshape(g.frames, g.rows, g.tile_h, g.cols, g.tile_w * 2 // unit)
 
     def encode(row: int) -> list[bytes]:
-        # one row of chunks: each made contiguous (t, th, tw), then compressed
-        strip = np.ascontiguousarray(tiles[:, row].transpose(2, 0, 1, 3))
-        return [codec.encode(chunk) for chunk in strip]
+        # one row of chunks, each made contiguous (t, th, tw), then compressed
+        strip: NDArray[Any] = np.empty((g.cols, g.frames, g.tile_h, wide.shape[-1]), wide_type)
+        for t in range(0, g.frames, TRANSPOSE_FRAMES):
+            part = wide[t : t + TRANSPOSE_FRAMES, row]
+            strip[:, t : t + TRANSPOSE_FRAMES] = part.transpose(2, 0, 1, 3)
+        return [codec.encode(chunk) for chunk in strip.view("<u2")]
 
     parts: list[bytes] = []
     for row in pool.map(encode, range(g.rows)):

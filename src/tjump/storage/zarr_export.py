@@ -1,19 +1,19 @@
 """Export a run to OME-Zarr v0.5 (Zarr v3), laid out for reading particles.
 
 The image is one (t, y, x) uint16 array `0`, cut into small tiles that are long in time
-(`ZarrLayout`: e.g. 512 frames x 16 x 16 px), so a particle's trace is a few tiles per
-block of frames instead of every whole frame. The tiles are compressed (blosc zstd with bit
-shuffle) and packed into one shard per block of frames (one file on disk, with an index, so
-a reader fetches only the tiles it needs). The per-frame table of the run (time, setpoint,
-kind, step, cycle, and any other column of `frames.csv`, such as a film temperature) is a
-group `frames` of 1-D arrays beside the image; the run's manifest is in the root's
-attributes under `tjump`.
+(`ZarrLayout`: 1024 frames x 8 x 8 px), so a particle's trace is a few tiles per block of
+frames instead of every whole frame. The tiles are compressed (blosc zstd with byte shuffle)
+and packed into one shard per block of frames (one file on disk, with an index, so a reader
+fetches only the tiles it needs). The per-frame table of the run (time, setpoint, kind,
+step, cycle, and any other column of `frames.csv`, such as a film temperature) is a group
+`frames` of 1-D arrays beside the image; the run's manifest is in the root's attributes
+under `tjump`.
 
-zarr-python writes the metadata and the table; the image's tiles go through TensorStore,
-which encodes and writes them on every core (zarr-python's per-tile Python overhead made it
-several times slower at this tile size; scripts/bench_zarr.py). The export streams: one
-block of frames is read while the previous one is written, whatever the run's length; it is
-written under a temporary name and renamed when complete.
+zarr-python writes the metadata and the table; the shards are written by
+`tjump.storage.shards` (the Zarr v3 sharding codec, which every Zarr reader reads). The
+export streams: a thread reads the next block of frames from the TIFFs while a pool
+compresses and writes the current one, whatever the run's length; it is written under a
+temporary name and renamed when complete.
 """
 
 from __future__ import annotations
