@@ -217,11 +217,11 @@ def test_live_traces_that_fail_leave_the_frames_whole(
     assert error["sink"] == "LiveTraces" and "FloatingPointError" in str(error["error"])
 
 
-def test_the_run_directory_failing_in_its_thread_fails_the_run(
+def test_the_run_directory_failing_fails_the_run(
     plan: RunPlan, rig: SimRig, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The run directory is written in a thread of its own: its failure reaches the run,
-    which fails with the heater safe and as many rows as pages on disk."""
+    """The run directory is essential: its failure (not a full disk: a permission taken
+    away) fails the run with the heater safe and as many rows as pages on disk."""
     from tjump.storage.writer import RunWriter
 
     write = RunWriter.write_frame

@@ -216,7 +216,6 @@ class Runner:
                         redo = self.hooks.redo_from() if self.hooks is not None else None
                         i = redo if redo is not None else i
                     self._feed(self.engine.finish())
-                self.directory.flush()  # complete once every frame is on disk
                 status = FinishReason.COMPLETE
             except (RunAborted, KeyboardInterrupt):
                 status, message = FinishReason.ABORTED, "stopped on request"
