@@ -9,8 +9,15 @@ import numpy as np
 import pytest
 from scipy import optimize, stats
 
-from tjump.analysis.adaptive import HoldEnd, hold_end, relative_precision, series_decision
+from tjump.analysis.adaptive import (
+    HoldEnd,
+    hold_end,
+    leverage_target,
+    relative_precision,
+    series_decision,
+)
 from tjump.analysis.kinetics import censored_mean
+from tjump.protocol.schema import MAX_LEVERAGE_SCALE
 
 
 def test_precision_without_censoring_is_one_over_root_m_n() -> None:
@@ -117,3 +124,28 @@ def test_hold_ends_at_the_fraction_between_the_minimum_and_the_maximum() -> None
     assert hold_end(6.0, 9, 10, 0.9, 5.0, 50.0) is HoldEnd.SWITCHED
     assert hold_end(50.0, 1, 10, 0.9, 5.0, 50.0) is HoldEnd.LONGEST
     assert hold_end(6.0, 0, 0, 0.9, 5.0, 50.0) is None  # nothing tracked: the full hold
+
+
+PAPER_K = [370.8, 374.3, 377.7, 381.0, 384.9]
+
+
+def test_leverage_target_spreads_the_slope_error_evenly() -> None:
+    """An error e in one temperature's ln(mean) moves the Arrhenius slope (Ea / R) of a
+    straight line through all of them by e (x - mean x) / sum (x - mean x)^2, x = 1/T: with
+    the scaled targets every temperature (not capped) moves Ea by the same amount."""
+    x = 1.0 / np.array(PAPER_K)
+    targets = np.array([leverage_target(0.1, PAPER_K, t) for t in PAPER_K])
+    effect = targets * np.abs(x - x.mean()) / np.sum((x - x.mean()) ** 2)
+    outer = int(np.argmax(np.abs(x - x.mean())))
+    assert targets[outer] == pytest.approx(0.1)
+    uncapped = targets < MAX_LEVERAGE_SCALE * 0.1
+    assert uncapped.sum() == 4
+    assert effect[uncapped] == pytest.approx(np.full(4, effect[outer]), rel=1e-9)
+    assert targets[2] == pytest.approx(MAX_LEVERAGE_SCALE * 0.1)  # the centre: capped
+    assert 0.19 < targets[1] < 0.22 and 0.19 < targets[3] < 0.22
+
+
+def test_leverage_target_of_one_temperature_is_the_target() -> None:
+    assert leverage_target(0.15, [380.0], 380.0) == 0.15
+    two = [leverage_target(0.15, [375.0, 385.0], t) for t in (375.0, 385.0)]
+    assert two == pytest.approx([0.15, 0.15])

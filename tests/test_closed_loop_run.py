@@ -103,6 +103,32 @@ def test_adaptive_series_stops_once_precise(
     assert all(s.index + 1 in ran for s in done)
 
 
+def test_scaled_by_leverage_the_centre_of_a_series_stops_first(
+    write_file: WriteFile, rig: SimRig, tmp_path: Path
+) -> None:
+    """Aimed at Ea, the centre temperature (in 1/T) of three needs 4x less precision: it
+    stops at its fewest cycles, while the outer two go on to their most."""
+    adaptive = (
+        "    adaptive_cycles: {target_relative_precision: 0.1, min_cycles: 2, "
+        "waiting_time_shape: 8, scale_by_leverage: true}\n"
+    )
+    temperatures = "[381.0, 384.9, 389.0]"
+    protocol = series_protocol(temperatures, cycles=4, heat_s=10, cool_s=3) + adaptive
+    plan = make_plan(write_file, protocol)
+    out = tmp_path / "run"
+    assert open_run(plan, out, rig=rig).run().status is FinishReason.COMPLETE
+    ran = {int(r["segment"]) for r in RunDirectory(out).frames_table()}
+    heats = Counter(
+        round(s.setpoint_K, 1)
+        for s in plan.schedule.segments
+        if s.kind is SegmentKind.HEAT and s.index in ran
+    )
+    assert heats == {381.0: 4, 384.9: 2, 389.0: 4}
+    ended = [d["reason"] for d in decisions_on_disk(out) if d["decision"] == "series_ended"]
+    assert len(ended) == 1  # the outer two ran all their cycles: nothing to decide
+    assert "precision reached after 2 cycles" in ended[0] and "known to 40%" in ended[0]
+
+
 def watch_heater_after(
     runner_policy: ClosedLoop, rig: SimRig, events: object
 ) -> tuple[list[LiveDecision], list[tuple[float, bool]]]:

@@ -25,7 +25,7 @@ def problem(write_file: WriteFile, rig: Path, text: str) -> str:
 
 
 def test_shipped_protocols_fit_the_simulated_rig() -> None:
-    for name in ("demo", "paper", "paper-ablation"):
+    for name in ("demo", "paper", "paper-ablation", "paper-adaptive"):
         plan = plan_run(ROOT / f"configs/protocols/{name}.yaml", ROOT / "configs/rigs/sim.yaml")
         assert plan.schedule.total_frames > 0
     paper = plan_run(ROOT / "configs/protocols/paper.yaml", ROOT / "configs/rigs/sim.yaml")

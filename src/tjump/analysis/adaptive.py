@@ -16,6 +16,7 @@ is 1 / sqrt(m n) for n events, the familiar result.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -24,6 +25,7 @@ from numpy.typing import NDArray
 from scipy import stats
 
 from tjump.analysis.kinetics import censored_mean
+from tjump.protocol.schema import MAX_LEVERAGE_SCALE
 
 FloatArray = NDArray[np.float64]
 
@@ -44,6 +46,22 @@ def relative_precision(waiting_s: FloatArray, hold_s: FloatArray, shape: float) 
         hazard = np.exp(stats.gamma.logpdf(x, shape) - stats.gamma.logsf(x, shape))
         info += float(np.sum(x * hazard * (shape - x + x * hazard)))
     return 1.0 / math.sqrt(info) if info > 0 else float("inf")
+
+
+def leverage_target(target: float, temperatures_K: Sequence[float], temperature_K: float) -> float:
+    """The precision a series' temperature needs when the aim is Ea: `target` at the
+    outermost temperatures, looser towards the centre of the series in 1/T, where a mean
+    nucleation time barely moves the Arrhenius slope. The slope's error from one
+    temperature's ln(mean) scales with that temperature's distance from the centre, so
+    the target is divided by it (relative to the outermost), up to `MAX_LEVERAGE_SCALE`
+    times looser."""
+    inverse = 1.0 / np.asarray(temperatures_K, dtype=np.float64)
+    distance = np.abs(inverse - inverse.mean())
+    widest = float(distance.max())
+    if widest <= 0.0:  # one temperature: nothing to weigh
+        return target
+    leverage = abs(1.0 / temperature_K - float(inverse.mean())) / widest
+    return target / max(leverage, 1.0 / MAX_LEVERAGE_SCALE)
 
 
 @dataclass(frozen=True)

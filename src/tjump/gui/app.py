@@ -103,8 +103,10 @@ class MainWindow(QtWidgets.QMainWindow):
         return self.worker is not None and self.worker.is_running()
 
     def start_run(self) -> None:
-        plan = self.run_control.plan
-        if plan is None or self.is_running():
+        if self.is_running():
+            return
+        plan = self.run_control.plan_to_run()  # with the closed-loop targets set there
+        if plan is None:
             return
         rig = self.rig_for_next_run()
         output = self._output_for(plan.protocol.name)

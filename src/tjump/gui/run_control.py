@@ -1,5 +1,6 @@
 """Run control: open a protocol, see it checked against the rig (errors name the field),
-its schedule, time, frames and disk; start, pause, resume, abort; progress and a log."""
+its schedule, time, frames and disk; set its closed-loop targets; start, pause, resume,
+abort; progress and a log."""
 
 from __future__ import annotations
 
@@ -11,10 +12,18 @@ from qtpy import QtCore, QtGui, QtWidgets
 from tjump.errors import TjumpError
 from tjump.gui.style import hide_row_numbers
 from tjump.protocol.schedule import Segment
+from tjump.protocol.targets import TARGETS, targets_of, with_targets
 from tjump.sequencer import Progress, RunPlan, RunState, plan_run
 
 _RUNNING = (RunState.RUNNING, RunState.PAUSING, RunState.PAUSED)
 _COLUMNS = ("segment", "kind", "setpoint K", "cycle", "frames", "seconds", "from")
+_TARGET_LABELS = {
+    "adaptive_hold.end_when_switched": "hold: end when switched (fraction)",
+    "adaptive_hold.min_hold_s": "hold: shortest (s)",
+    "adaptive_cycles.target_relative_precision": "series: target precision",
+    "adaptive_cycles.min_cycles": "series: fewest cycles",
+    "suspend.band_K": "suspender: band (K)",
+}
 
 
 def describe(plan: RunPlan) -> str:
@@ -54,6 +63,13 @@ class RunControl(QtWidgets.QWidget):
         self.schedule.setHorizontalHeaderLabels(_COLUMNS)
         hide_row_numbers(self.schedule)
         self.schedule.setEditTriggers(QtWidgets.QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.targets = {name: QtWidgets.QLineEdit() for name in TARGETS}
+        targets_box = QtWidgets.QGroupBox("closed-loop targets (empty: off; for every series)")
+        form = QtWidgets.QFormLayout(targets_box)
+        for name, edit in self.targets.items():
+            edit.setPlaceholderText("off")
+            edit.setToolTip(f"protocol field {name}")
+            form.addRow(_TARGET_LABELS[name], edit)
         self.start_button = QtWidgets.QPushButton("start")
         self.pause_button = QtWidgets.QPushButton("pause")
         self.resume_button = QtWidgets.QPushButton("resume")
@@ -84,6 +100,7 @@ class RunControl(QtWidgets.QWidget):
         layout.addWidget(self.check_text)
         layout.addWidget(self.summary)
         layout.addWidget(self.schedule, 2)
+        layout.addWidget(targets_box)
         layout.addLayout(buttons)
         layout.addWidget(self.progress_bar)
         layout.addWidget(self.progress_label)
@@ -122,9 +139,38 @@ class RunControl(QtWidgets.QWidget):
             self.check_text.setStyleSheet("")
             self.summary.setText(describe(plan))
             self._fill_schedule(plan)
+            for name, text in targets_of(plan.protocol).items():
+                self.targets[name].setText(text)
             self.log(f"protocol {path.name} loaded: {describe(plan)}")
         self.set_state(self.state)
         return self.plan
+
+    def target_values(self) -> dict[str, str]:
+        """The closed-loop targets as typed, keyed by their protocol field."""
+        return {name: edit.text() for name, edit in self.targets.items()}
+
+    def plan_to_run(self) -> RunPlan | None:
+        """The loaded plan with the targets set here, checked by the protocol's schema and
+        against the rig; None (the reason shown, nothing started) if a value is bad."""
+        plan = self.plan
+        if plan is None:
+            return None
+        values = self.target_values()
+        if values == targets_of(plan.protocol):
+            return plan
+        source = f"protocol '{plan.protocol.name}' with the targets set in the run control"
+        try:
+            changed = plan_run(with_targets(plan.protocol, values, source), self.rig_path)
+        except TjumpError as e:
+            self.check_text.setPlainText(str(e))
+            self.check_text.setStyleSheet("color: #d03030;")
+            self.log("run not started: a closed-loop target is wrong (see above)")
+            return None
+        self.check_text.setStyleSheet("")
+        self.check_text.setPlainText(f"protocol '{plan.protocol.name}' with these targets fits")
+        shown = ", ".join(f"{name} {text or 'off'}" for name, text in values.items())
+        self.log(f"targets for this run: {shown}")
+        return changed
 
     def _fill_schedule(self, plan: RunPlan) -> None:
         segments = plan.schedule.segments
@@ -149,6 +195,8 @@ class RunControl(QtWidgets.QWidget):
         running = state in _RUNNING
         self.start_button.setEnabled(self.plan is not None and not running)
         self.open_button.setEnabled(not running)
+        for edit in self.targets.values():
+            edit.setEnabled(not running)
         self.pause_button.setEnabled(state == RunState.RUNNING)
         self.resume_button.setEnabled(state in (RunState.PAUSING, RunState.PAUSED))
         self.abort_button.setEnabled(running)

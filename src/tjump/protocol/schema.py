@@ -17,6 +17,7 @@ MAX_TEMPERATURE_K = 2_000.0
 MAX_COUNT = 100_000  # cycles of a series, times of a repeat
 MAX_LIST = 10_000  # steps in a list, temperatures in a series
 MAX_NAME = 80
+MAX_LEVERAGE_SCALE = 4.0  # an adaptive series' target is at most this much looser
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9 ._+()-]*")
 
 Seconds = Annotated[float, Field(gt=0, le=MAX_STEP_S)]
@@ -58,7 +59,12 @@ class AdaptiveCycles(_Strict):
     """Stop a temperature of a series once every particle's mean nucleation time is known
     to `target_relative_precision` (one standard error over the mean, from the same
     censored estimate the analysis uses), after at least `min_cycles` and at most the
-    step's `cycles`. Particles with no nucleation yet have no mean and are not waited for."""
+    step's `cycles`. Particles with no nucleation yet have no mean and are not waited for.
+
+    With `scale_by_leverage`, the target applies at the series' outermost temperatures and
+    is looser towards its centre (in 1/T), where a mean barely moves the Arrhenius slope
+    (Ea): divided by the temperature's distance from the centre over the outermost one,
+    at most `MAX_LEVERAGE_SCALE` times the target."""
 
     target_relative_precision: float = Field(gt=0, lt=1)
     min_cycles: Count
@@ -68,6 +74,9 @@ class AdaptiveCycles(_Strict):
         le=60.0,
         description="Gamma shape of the waiting times assumed by the estimate; 1 "
         "(exponential) is the most cautious, `tjump analyze` reports each particle's",
+    )
+    scale_by_leverage: bool = Field(
+        False, description="loosen the target towards the centre of the series (for Ea)"
     )
 
 

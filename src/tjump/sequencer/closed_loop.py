@@ -19,7 +19,6 @@ Each decision goes to the run's log, to `decisions.csv` and to `decided` listene
 from __future__ import annotations
 
 import math
-from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
@@ -31,7 +30,7 @@ from numpy.typing import NDArray
 from psygnal import Signal
 
 from tjump.analysis import Detections
-from tjump.analysis.adaptive import HoldEnd, hold_end, series_decision
+from tjump.analysis.adaptive import HoldEnd, hold_end, leverage_target, series_decision
 from tjump.analysis.live import LiveDetector
 from tjump.devices.fastcamera import FastCamera, Roi
 from tjump.devices.interfaces import Daq, DaqBlock, DaqChannel, DaqLine
@@ -58,6 +57,7 @@ FloatArray = NDArray[np.float64]
 INERT_AFTER_HEATS = 3  # a particle never seen to switch in this many heats stops counting
 BURST_ROI_PX = 17
 BURST_TIMEOUT_S = 5.0
+KEEP_RECORDS = 4096  # frame records waiting for their traces (the first wait for detection)
 
 
 class SuspensionAbort(TjumpError):
@@ -141,7 +141,7 @@ class ClosedLoop(Sink):
         self.detector: LiveDetector | None = None
         self._usable: NDArray[np.bool_] | None = None
         self._xy: tuple[FloatArray, FloatArray] | None = None
-        self._records: deque[FrameRecord] = deque(maxlen=4096)
+        self._records: dict[int, FrameRecord] = {}  # frames whose traces are to come
         self._ever_switched: NDArray[np.bool_] | None = None
         self._heats_done = 0
         self._starts: dict[int, float] = {}  # segment -> time of its first frame
@@ -170,8 +170,10 @@ class ClosedLoop(Sink):
     # -- as a sink ---------------------------------------------------------------------
 
     def frame(self, image: NDArray[np.uint16], record: FrameRecord) -> None:
-        """Remember the record until its traces are measured."""
-        self._records.append(record)
+        """Remember the record until its traces are measured (at most `KEEP_RECORDS`)."""
+        self._records[record.frame] = record
+        if len(self._records) > KEEP_RECORDS:
+            del self._records[next(iter(self._records))]
 
     def samples(self, block: DaqBlock) -> None:
         """The current last read (at 0 V during a pause: must be none)."""
@@ -196,9 +198,8 @@ class ClosedLoop(Sink):
         if self.detector is None:
             self.detector = LiveDetector(np.nanmean(rows, axis=0), self._usable)
             self._ever_switched = np.zeros(rows.shape[1], dtype=bool)
-        records = {r.frame: r for r in self._records}
         for k, row in enumerate(rows):
-            record = records.get(first_frame + k)
+            record = self._records.pop(first_frame + k, None)
             if record is None:
                 continue
             for event in self.detector.add_record(record, row).events:
@@ -220,7 +221,11 @@ class ClosedLoop(Sink):
                 np.column_stack([h.waits for h in heats]),
                 np.array([h.hold_s for h in heats]),
                 self._tracked(),
-                rule.target_relative_precision,
+                leverage_target(
+                    rule.target_relative_precision, step.temperatures_K, segment.setpoint_K
+                )
+                if rule.scale_by_leverage
+                else rule.target_relative_precision,
                 rule.waiting_time_shape,
                 rule.min_cycles,
                 step.cycles,
