@@ -156,6 +156,7 @@ class RigEngine:
         self._armed: dict[int, float] = {}  # heat steps programmed ahead: drive voltage
         self._drive = 0.0  # of the segment begun last
         self._cut = False  # end the segment being acquired at the frames already exposed
+        self._train_next = -1  # the schedule frame the running train triggers next
         self._time_above = TimeAbove(rig.heater.limits.max_time_above)
         self._following = {
             a.index: b for a, b in zip(schedule.segments, schedule.segments[1:], strict=False)
@@ -183,6 +184,7 @@ class RigEngine:
         rig.daq.start(fps)
         first_frame = first.first_frame if first else 0
         self._train = PulseTrain(0, first_frame, fps, exposure, rig.daq.sample_rate_hz)
+        self._train_next = first_frame
         yield Note("run_started", {"time_s": self.time_offset_s, "first_frame": first_frame})
 
     def begin(self, segment: Segment) -> Iterator[Output]:
@@ -330,10 +332,13 @@ class RigEngine:
     # -- pulse trains -------------------------------------------------------------------
 
     def _train_for(self, segment: Segment) -> Iterator[Output]:
-        """Keep the running pulse train if its rate and exposure fit `segment`, else end
-        it and start a new one; none for a wait."""
+        """Keep the running pulse train if its rate and exposure fit `segment` and the
+        segment follows on from it, else end it and start a new one; none for a wait. (A
+        closed loop skips segments: the train then starts anew, so the clock does not run
+        through the skipped segments' time.)"""
         rig, train = self.rig, self._train
-        if train is not None and segment.kind.takes_frames and train.fits(segment):
+        follows = segment.first_frame == self._train_next
+        if train is not None and segment.kind.takes_frames and train.fits(segment) and follows:
             return
         if train is not None:
             yield from self._end_train()
@@ -349,6 +354,7 @@ class RigEngine:
             segment.exposure_ms,
             rig.daq.sample_rate_hz,
         )
+        self._train_next = segment.first_frame
         yield Note(
             "pulse_train",
             {
@@ -445,6 +451,7 @@ class RigEngine:
             self._next_number += 1
             yield Acquired(frame.image, record)
             f += 1
+        self._train_next = segment.end_frame
         if end < segment.end_frame:  # cut short: the next segment starts its own train
             yield from self._end_train()
 
