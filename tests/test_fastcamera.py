@@ -181,6 +181,9 @@ def test_a_burst_read_out_too_late_names_the_frames_lost(
     while fast_camera._ring.latest < 30:
         time.sleep(0.001)
     fast_camera.trigger()
-    time.sleep(1.5)  # the ring has gone round since the trigger
+    gone_round = fast_camera._ring.latest + 515 + 5 + 10  # the ring, the post frames, a margin
+    deadline = time.monotonic() + 30.0  # a loaded machine streams slower than 500/s
+    while fast_camera._ring.latest < gone_round and time.monotonic() < deadline:
+        time.sleep(0.01)
     with pytest.raises(DeviceError, match="15 of the frames around the trigger were overwritten"):
         fast_camera.read_burst(Roi(0, 0, 4, 4), timeout_s=5.0)
