@@ -36,6 +36,16 @@ def analysed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return run, analysis
 
 
+def picker_on(qtbot: QtBot, analysed: tuple[Path, Path]) -> tuple[Path, InertPicker]:
+    """A picker opened on the analysis, with no particle named yet; and the run."""
+    run, analysis = analysed
+    inert_file_of(run).unlink(missing_ok=True)
+    picker = InertPicker()
+    qtbot.addWidget(picker)
+    assert picker.open(analysis)
+    return run, picker
+
+
 def click(qtbot: QtBot, picker: InertPicker, x: float, y: float) -> None:
     """A left mouse click on image position (x, y), as the user makes it."""
     scene = picker.view.mapViewToScene(QtCore.QPointF(x, y))
@@ -47,14 +57,10 @@ def click(qtbot: QtBot, picker: InertPicker, x: float, y: float) -> None:
 def test_a_click_names_a_particle_inert_and_the_next_analysis_uses_it(
     qtbot: QtBot, analysed: tuple[Path, Path]
 ) -> None:
-    run, analysis = analysed
-    inert_file_of(run).unlink(missing_ok=True)
-    picker = InertPicker()
-    qtbot.addWidget(picker)
+    run, picker = picker_on(qtbot, analysed)
     picker.resize(500, 500)
     picker.show()
     qtbot.waitExposed(picker)
-    assert picker.open(analysis)
     assert picker.image.image is not None and picker.image.image.shape == (64, 64)
     n = len(picker.px)
     assert n >= 5 and not picker.named.any()
@@ -89,11 +95,7 @@ def test_a_click_names_a_particle_inert_and_the_next_analysis_uses_it(
 def test_names_survive_reopening_and_clicks_far_from_particles_do_nothing(
     qtbot: QtBot, analysed: tuple[Path, Path]
 ) -> None:
-    run, analysis = analysed
-    inert_file_of(run).unlink(missing_ok=True)
-    picker = InertPicker()
-    qtbot.addWidget(picker)
-    assert picker.open(analysis)
+    run, picker = picker_on(qtbot, analysed)
     empty = next(
         (float(cx), float(cy))
         for cx in range(2, 62, 2)
@@ -107,7 +109,7 @@ def test_names_survive_reopening_and_clicks_far_from_particles_do_nothing(
 
     reopened = InertPicker()
     qtbot.addWidget(reopened)
-    assert reopened.open(analysis)
+    assert reopened.open(analysed[1])
     assert np.flatnonzero(reopened.named).tolist() == [1, 2]
     inert_file_of(run).unlink()
 
