@@ -34,6 +34,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 from qtpy import QtCore, QtWidgets
 
+from bench_camera import baseline_src  # this folder is on the path of a script run
 from tjump.clock import VirtualClock
 from tjump.gui.app import MainWindow
 from tjump.rig import Rig
@@ -197,15 +198,6 @@ def in_child(src: Path, fps: int, args: argparse.Namespace, folder: Path) -> dic
         raise SystemExit(f"{fps} frames/s under {src} failed:\n{done.stderr[-3000:]}")
     figures: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
     return figures
-
-
-def baseline_src(commit: str, folder: Path) -> Path:
-    """The baseline's src/ folder, from git."""
-    archive = subprocess.run(
-        ["git", "-C", str(ROOT), "archive", commit, "src"], capture_output=True, check=True
-    ).stdout
-    subprocess.run(["tar", "-x", "-C", str(folder)], input=archive, check=True)
-    return folder / "src"
 
 
 def main() -> None:
