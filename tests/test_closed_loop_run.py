@@ -17,7 +17,7 @@ from tjump.protocol.schedule import SegmentKind
 from tjump.sequencer import FinishReason, RunPlan, open_run, plan_run
 from tjump.sequencer.closed_loop import ClosedLoop
 from tjump.sequencer.decisions import DecisionKind, LiveDecision
-from tjump.sequencer.runner import PolicyAbort
+from tjump.sequencer.runner import PolicyAbort, Runner
 from tjump.sim.rig import SimRig, build_sim_rig
 from tjump.storage import RunDirectory
 from tjump.storage.decisions import DECISIONS_CSV
@@ -169,15 +169,24 @@ def inject_at(rig: SimRig, events: object, schedule_frame: int, factor: float) -
     events.frame_acquired.connect(on_frame)  # type: ignore[attr-defined]
 
 
+def faulted_run(
+    plan: RunPlan, out: Path, rig: SimRig, schedule_frame: int
+) -> tuple[Runner, list[LiveDecision], list[tuple[float, bool]]]:
+    """A closed-loop runner for `plan`, not started, whose film current reads 80 % from
+    `schedule_frame` on; its decisions and the heater output after each suspension."""
+    runner = open_run(plan, out, rig=rig)
+    assert isinstance(runner.policy, ClosedLoop)
+    decided, after = watch_heater_after(runner.policy, rig, runner.events)
+    inject_at(rig, runner.events, schedule_frame, 0.8)
+    return runner, decided, after
+
+
 def test_a_transient_heater_fault_suspends_and_the_cycle_is_done_again(
     write_file: WriteFile, rig: SimRig, tmp_path: Path
 ) -> None:
     plan = make_plan(write_file, series_protocol(cycles=2, heat_s=8, cool_s=5) + SUSPEND)
     out = tmp_path / "run"
-    runner = open_run(plan, out, rig=rig)
-    assert isinstance(runner.policy, ClosedLoop)
-    decided, after = watch_heater_after(runner.policy, rig, runner.events)
-    inject_at(rig, runner.events, 30 + 30, 0.8)  # 3 s into the first heat
+    runner, decided, after = faulted_run(plan, out, rig, 30 + 30)  # 3 s into the first heat
     # the fault is gone once the run has paused: the conditions are back
     runner.events.state_changed.connect(
         lambda state: setattr(rig.faults, "current_factor", 1.0) if state == "paused" else None
@@ -203,10 +212,7 @@ def test_a_lasting_fault_aborts_after_the_stated_resumes(
 ) -> None:
     plan = make_plan(write_file, series_protocol(cycles=2, heat_s=8, cool_s=5) + SUSPEND)
     out = tmp_path / "run"
-    runner = open_run(plan, out, rig=rig)
-    assert isinstance(runner.policy, ClosedLoop)
-    decided, after = watch_heater_after(runner.policy, rig, runner.events)
-    inject_at(rig, runner.events, 30 + 30, 0.8)
+    runner, decided, after = faulted_run(plan, out, rig, 30 + 30)
     with pytest.raises(PolicyAbort, match="already resumed 2 of at most 2 times"):
         runner.run()
     kinds = Counter(d.kind for d in decided)
@@ -223,10 +229,7 @@ def test_an_ablation_is_never_resumed(write_file: WriteFile, rig: SimRig, tmp_pa
         "  - kind: ablation\n    temperature_K: 473\n    duration_s: 10\n    cool_s: 5\n" + SUSPEND
     )
     plan = make_plan(write_file, protocol)
-    runner = open_run(plan, tmp_path / "run", rig=rig)
-    assert isinstance(runner.policy, ClosedLoop)
-    decided, after = watch_heater_after(runner.policy, rig, runner.events)
-    inject_at(rig, runner.events, 30 + 40, 0.8)
+    runner, decided, after = faulted_run(plan, tmp_path / "run", rig, 30 + 40)
     with pytest.raises(PolicyAbort, match="cannot be repeated"):
         runner.run()
     assert [d.kind for d in decided] == [DecisionKind.SUSPENDED, DecisionKind.ABORTED]
