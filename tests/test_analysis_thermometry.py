@@ -169,7 +169,7 @@ def test_step_response_with_slow_light_drift_is_within_its_stated_error() -> Non
     """The common mode of a film three times slower than the simulated one, with 0.5 %
     white flicker and a 0.25 % drift over 5 s: the inferred response is within 2.5 stated
     standard errors of the truth in each of three recordings, and those errors are below
-    3 % of the step (the light's drift is what limits a slow film's response)."""
+    4 % of the step (the light's drift is what limits a slow film's response)."""
     slow = ((0.776, 0.51), (0.224, 25.8))
     time_s, sp, cycles = protocol(cycles=15, heat_s=40.0, cool_s=40.0)
     rise = exposure_rise(time_s, sp, slow, 293.0, 0.05)
@@ -186,5 +186,5 @@ def test_step_response_with_slow_light_drift_is_within_its_stated_error() -> Non
         inferred = infer_from_image(common, cycles, time_s, sp, 293.0, 0.05)
         assert inferred is not None
         error = inferred.fraction_error_at(s)
-        assert np.all(error < 0.03)
+        assert np.all(error < 0.04)
         assert np.all(np.abs(inferred.fraction_at(s) - step_fraction(slow, s)) < 2.5 * error)

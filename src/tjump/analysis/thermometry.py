@@ -42,7 +42,7 @@ from tjump.analysis.kinetics import Response
 
 FloatArray = NDArray[np.float64]
 
-JACKKNIFE_GROUPS = 8
+JACKKNIFE_GROUPS = 24
 # starting points (w, tau1, tau2): from a film much faster to much slower than a typical one
 _STARTS = [
     (w, t1, t2)
@@ -237,24 +237,48 @@ def _log_dimming(
     return np.asarray(-np.log1p((np.exp(ln_g) * rise) ** 2))
 
 
-def _whitened_residuals(
-    model: FloatArray,
-    observed: FloatArray,
-    segments: _Segments,
-    keep: NDArray[np.bool_],
-    noise: NoiseModel,
-) -> FloatArray:
-    """log common mode minus the model, each segment's own level fitted out (generalised
-    least squares under `noise`), whitened; only the segments in `keep`."""
-    out = []
-    for j, (a, b) in enumerate(segments.bounds):
-        if not keep[j]:
-            continue
-        diff = observed[a:b] - model[a:b]
-        w_diff, w_one = noise.whiten(diff), noise.whiten(np.ones(b - a))
-        level = float(w_diff @ w_one) / float(w_one @ w_one)
-        out.append(w_diff - level * w_one)
-    return np.concatenate(out) if out else np.zeros(0)
+@dataclass(frozen=True)
+class _Whitener:
+    """The image fit's residuals under a noise model: each segment's own level fitted out
+    by generalised least squares, then whitened, every segment starting from rest. All
+    segments go through one filter; what it carries over a segment's start dies away as
+    (-psi)^k and is taken off again."""
+
+    noise: NoiseModel
+    index: NDArray[np.intp]  # the frames of the segments, end to end
+    which: NDArray[np.intp]  # the segment of each
+    starts: NDArray[np.intp]  # where each segment starts in `index`
+    carried: FloatArray  # (-psi)^k, k frames into a segment
+    levels: FloatArray  # each segment's whitened constant as a unit vector, end to end
+
+    @classmethod
+    def of(cls, segments: _Segments, noise: NoiseModel) -> _Whitener:
+        lengths = np.array([b - a for a, b in segments.bounds])
+        starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+        ones = [noise.whiten(np.ones(n)) for n in lengths]
+        k = np.arange(int(lengths.sum())) - np.repeat(starts, lengths)
+        return cls(
+            noise,
+            segments.index,
+            segments.cycle,
+            starts,
+            (-noise.psi) ** k,
+            np.concatenate([one / float(np.sqrt(one @ one)) for one in ones]),
+        )
+
+    def residuals(
+        self, model: FloatArray, observed: FloatArray, keep: NDArray[np.bool_]
+    ) -> FloatArray:
+        """log common mode minus the model, whitened, over the segments in `keep`."""
+        diff = (observed - model)[self.index]
+        white = self.noise.whiten(diff)
+        inner = self.starts[1:]
+        carry = np.zeros(len(self.starts))
+        carry[1:] = -self.noise.phi * diff[inner - 1] - self.noise.psi * white[inner - 1]
+        white -= carry[self.which] * self.carried
+        level = np.add.reduceat(white * self.levels, self.starts)
+        white -= level[self.which] * self.levels
+        return np.asarray(white[keep[self.which]])
 
 
 def _fit_image(
@@ -263,17 +287,16 @@ def _fit_image(
     setpoint_K: FloatArray,
     ambient_K: float,
     exposure_s: float,
-    segments: _Segments,
+    whitener: _Whitener,
     keep: NDArray[np.bool_],
     starts: list[FloatArray],
-    noise: NoiseModel,
 ) -> tuple[FloatArray, float]:
     """Best (theta, ln g) over the segments in `keep`, from several starting points;
     returns (parameters, whitened residual rms)."""
 
     def residuals(p: FloatArray) -> FloatArray:
         model = _log_dimming(p[:3], p[3], time_s, setpoint_K, ambient_K, exposure_s)
-        return _whitened_residuals(model, log_common, segments, keep, noise)
+        return whitener.residuals(model, log_common, keep)
 
     best: tuple[float, FloatArray] | None = None
     lower = [-7.0, np.log(0.005), np.log(0.05), -12.0]
@@ -324,17 +347,17 @@ def infer_from_image(
     starts = [np.append(from_response(((w, t1), (1 - w, t2))), np.log(g0)) for w, t1, t2 in _STARTS]
     log_common = np.log(np.clip(np.where(np.isfinite(common), common, 1.0), 1e-3, None))
     everything = np.ones(len(segments.bounds), dtype=bool)
-    args = (log_common, time_s, setpoint_K, ambient_K, exposure_s, segments)
-    first, _ = _fit_image(*args, everything, starts, WHITE)
+    args = (log_common, time_s, setpoint_K, ambient_K, exposure_s)
+    plain = _Whitener.of(segments, WHITE)
+    first, _ = _fit_image(*args, plain, everything, starts)
     model = _log_dimming(first[:3], first[3], time_s, setpoint_K, ambient_K, exposure_s)
-    noise = estimate_noise(
-        _whitened_residuals(model, log_common, segments, everything, WHITE), segments.cycle
-    )
-    best, rms = _fit_image(*args, everything, [first, *starts], noise)
+    noise = estimate_noise(plain.residuals(model, log_common, everything), segments.cycle)
+    whitener = _Whitener.of(segments, noise)
+    best, rms = _fit_image(*args, whitener, everything, [first, *starts])
     # jackknife over groups of segments, each refit started from the best fit
     groups = min(JACKKNIFE_GROUPS, len(segments.bounds))
     labels = np.arange(len(segments.bounds)) % groups
-    jack = np.asarray([_fit_image(*args, labels != g, [best], noise)[0] for g in range(groups)])
+    jack = np.asarray([_fit_image(*args, whitener, labels != g, [best])[0] for g in range(groups)])
     centred = jack - jack.mean(axis=0)
     cov = (groups - 1) / groups * centred.T @ centred
     return InferredResponse(
