@@ -6,7 +6,8 @@ the activation energies `tjump analyze` finds, against the simulator's truth.
 
     python scripts/bench_adaptive.py [--seeds 1,2,3] [--jobs 2] [--size 96]
         [--adaptive configs/protocols/paper-adaptive.yaml] [--fixed configs/protocols/paper.yaml]
-        [--workdir DIR] [--keep]
+        [--workdir DIR] [--keep] [--results FILE]
+    python scripts/bench_adaptive.py --pool FILE   # the figures over every seed in FILE
 
 Each seed is one sample: its fixed and adaptive runs go one after the other in the same
 worker (so they share the machine's load), `--jobs` seeds at a time. A median over one
@@ -16,11 +17,18 @@ are over all seeds: the median over every particle of every seed, and the per-se
 Goal (issue 13): at least 30 % less experiment time, median Ea error no worse. The field
 is cropped to `--size` px (sim-small's 18 particles and 2 references) to keep a run's
 100,000 frames cheap; runs are deleted after scoring unless --keep.
+
+`--results FILE` appends each run's scores (per particle) to FILE as JSON lines, so seeds
+benchmarked one call at a time can be pooled afterwards with `--pool FILE`. The pooled
+comparison pairs each particle's error under the two protocols (same sample, same truth):
+the median of the paired differences, the Wilcoxon signed-rank test on them, and the
+seed-to-seed spread of the fixed protocol's own median for scale.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import tempfile
@@ -31,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from scipy import stats
 
 from tjump.analysis.kinetics import fit_arrhenius
 from tjump.analysis.pipeline import analyze_recording
@@ -71,7 +80,7 @@ def ea_errors(out: Path) -> dict[str, Any]:
     temps = np.array([analysis.cycles[j].temperature_K for j in chosen])
     holds = np.array([analysis.cycles[j].hold_s for j in chosen])
     start = analysis.start_K[chosen] if analysis.start_K is not None else None
-    errors, errors_true = [], []
+    errors, errors_true, particles = [], [], []
     for p in np.flatnonzero(~truth.is_reference):
         i = int(dist[:, p].argmin())
         if dist[i, p] > MATCH_PX:
@@ -83,12 +92,14 @@ def ea_errors(out: Path) -> dict[str, Any]:
         if np.isfinite(fitted) and np.isfinite(on_true):
             errors.append(abs(fitted - truth.ea_kj_mol[p]) / truth.ea_kj_mol[p])
             errors_true.append(abs(on_true - truth.ea_kj_mol[p]) / truth.ea_kj_mol[p])
+            particles.append(int(p))
     per_t: dict[float, list[float]] = defaultdict(list)
     for t, h in zip(temps, holds, strict=True):
         per_t[round(float(t), 1)].append(float(h))
     return {
         "errors": errors,
         "errors_true": errors_true,
+        "particles": particles,
         "per_temperature": {t: (len(h), float(np.mean(h))) for t, h in sorted(per_t.items())},
     }
 
@@ -149,7 +160,13 @@ def main() -> None:
     parser.add_argument("--fixed", type=Path, default=FIXED)
     parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument("--keep", action="store_true")
+    parser.add_argument("--results", type=Path, default=None, help="append scores (JSON lines)")
+    parser.add_argument("--pool", type=Path, default=None, help="only summarise this file")
     args = parser.parse_args()
+    if args.pool is not None:
+        rows = [json.loads(line) for line in args.pool.read_text().splitlines() if line]
+        summarise([(r["seed"], r["name"], r) for r in rows])
+        return
     work = args.workdir or Path(tempfile.mkdtemp(prefix="tjump-adaptive-"))
     work.mkdir(parents=True, exist_ok=True)
     seeds = [int(s) for s in args.seeds.split(",")]
@@ -170,30 +187,47 @@ def main() -> None:
         ]
         rows = [row for f in futures for row in f.result()]
     print(f"\nall runs in {time.perf_counter() - t0:.0f} s; load average at end {load()}")
+    if args.results is not None:
+        with args.results.open("a") as f:
+            for seed, name, r in rows:
+                f.write(json.dumps({"seed": seed, "name": name} | r) + "\n")
+    summarise(rows)
+
+
+def summarise(rows: list[Any]) -> None:
+    """Per seed and pooled over the seeds: time saved, Ea errors, and the paired test."""
+    seeds = sorted({seed for seed, _, _ in rows})
     print("\nseed  protocol  status    experiment  frames   Ea err median (true times)  n")
     for seed, name, r in rows:
         print(
             f"{seed:4d}  {name:8s}  {r['status']:8s}  {r['experiment_s']:8.0f} s  "
             f"{r['frames']:6d}   {median(r['errors']):.4f} ({median(r['errors_true']):.4f})"
-            f"            {len(r['errors'])}"
+            f"            {len(r['errors'])}   load {r['load']}"
         )
     print("\ncycles and mean hold per temperature:")
     for seed, name, r in rows:
-        cells = ", ".join(f"{t:g} K {n} x {h:.1f} s" for t, (n, h) in r["per_temperature"].items())
+        cells = ", ".join(
+            f"{float(t):g} K {n} x {h:.1f} s" for t, (n, h) in r["per_temperature"].items()
+        )
         print(f"  seed {seed} {name:8s}: {cells}")
-    saved, spread = [], []
+    saved, spread, paired = [], [], []
     for seed in seeds:
         fixed = next(r for s, n, r in rows if s == seed and n == "fixed")
         adapt = next(r for s, n, r in rows if s == seed and n == "adaptive")
         saved.append(1.0 - adapt["experiment_s"] / fixed["experiment_s"])
         spread.append((median(fixed["errors"]), median(adapt["errors"])))
+        by_particle = dict(zip(fixed.get("particles", []), fixed["errors"], strict=True))
+        for p, e in zip(adapt.get("particles", []), adapt["errors"], strict=True):
+            if p in by_particle:
+                paired.append(e - by_particle[p])
         print(
             f"seed {seed}: adaptive takes {saved[-1]:.1%} less experiment time; median Ea "
-            f"error {spread[-1][1]:.2%} adaptive against {spread[-1][0]:.2%} fixed"
+            f"error {spread[-1][1]:.2%} adaptive against {spread[-1][0]:.2%} fixed "
+            f"({spread[-1][1] - spread[-1][0]:+.2%})"
         )
     totals = {
-        name: [e for _, n, r in rows if n == name for e in r[key]]
-        for name, key in (("fixed", "errors"), ("adaptive", "errors"))
+        name: [e for _, n, r in rows if n == name for e in r["errors"]]
+        for name in ("fixed", "adaptive")
     }
     on_true = {
         name: [e for _, n, r in rows if n == name for e in r["errors_true"]] for name in totals
@@ -211,6 +245,21 @@ def main() -> None:
         f"{min(f for f, _ in spread):.2%}-{max(f for f, _ in spread):.2%}, adaptive "
         f"{min(a for _, a in spread):.2%}-{max(a for _, a in spread):.2%}"
     )
+    differences = [a - f for f, a in spread]
+    if len(seeds) > 1:
+        print(
+            f"per-seed difference of the medians (adaptive - fixed): mean "
+            f"{np.mean(differences):+.2%}, sd {np.std(differences, ddof=1):.2%}; sd of the "
+            f"fixed medians between seeds {np.std([f for f, _ in spread], ddof=1):.2%}"
+        )
+    if len(paired) >= 6:
+        test = stats.wilcoxon(paired)
+        print(
+            f"paired by particle ({len(paired)} pairs): median difference "
+            f"{np.median(paired):+.2%}, adaptive better for "
+            f"{sum(d < 0 for d in paired)}, worse for {sum(d > 0 for d in paired)}; "
+            f"Wilcoxon signed-rank p = {test.pvalue:.3f}"
+        )
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ WriteFile = Callable[[str, str], Path]
 
 ADAPTIVE = """
     adaptive_hold: {end_when_switched: 0.9, min_hold_s: 4}
+    adaptive_cool: {film_within: 0.05, min_cool_s: 2}
     adaptive_cycles: {target_relative_precision: 0.2, min_cycles: 2}
 suspend: {band_K: 8, current_jump_fraction: 0.1, max_resumes: 2}
 burst: {trigger: any, pre_s: 0.5, post_s: 0.05}
@@ -38,6 +39,7 @@ def test_closed_loop_fields_are_read(write_file: WriteFile) -> None:
     assert series.kind == "series"
     assert series.adaptive_hold is not None and series.adaptive_hold.end_when_switched == 0.9
     assert series.adaptive_cycles is not None and series.adaptive_cycles.min_cycles == 2
+    assert series.adaptive_cool is not None and series.adaptive_cool.film_within == 0.05
     assert protocol.suspend is not None and protocol.suspend.max_resumes == 2
     assert protocol.burst is not None and protocol.burst.trigger == "any"
 
@@ -63,6 +65,10 @@ def test_shipped_protocols_still_read_without_the_new_fields() -> None:
         (("pre_s: 0.5", "pre_s: 60"), "burst.pre_s"),
         (("post_s: 0.05", "post_s: 0"), "burst.post_s"),
         (("min_hold_s: 4}", "min_hold_s: 4, max: 3}"), "max"),
+        (("min_cool_s: 2", "min_cool_s: 9"), "min_cool_s 9 s is longer than cool_s 6 s"),
+        (("film_within: 0.05", "film_within: 0"), "adaptive_cool.film_within"),
+        (("film_within: 0.05", "film_within: 0.8"), "adaptive_cool.film_within"),
+        (("min_cool_s: 2", "min_cool_s: -1"), "adaptive_cool.min_cool_s"),
     ],
 )
 def test_bad_closed_loop_fields_are_named(
@@ -93,3 +99,4 @@ def test_a_lab_rig_without_a_fast_camera_or_film_model_is_refused(write_file: Wr
         plan_run(protocol, ROOT / "configs" / "rigs" / "lab.yaml")
     assert "burst: rig 'lab' has no fast camera" in str(info.value)
     assert "suspend: rig 'lab' does not know its film's R(T) and step response" in str(info.value)
+    assert "adaptive_cool: rig 'lab' does not know its film's step response" in str(info.value)

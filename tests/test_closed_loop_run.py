@@ -264,3 +264,57 @@ def test_bursts_fired_by_live_nucleations_give_growth_within_1_ms(
             assert abs(float(row["growth_ms"]) - truth.growth_s[i] * 1e3) < 1.0, (row, i)
             checked += 1
     assert checked >= 3
+
+
+def test_adaptive_cools_end_once_the_film_and_every_particle_are_back(
+    write_file: WriteFile, rig: SimRig, tmp_path: Path
+) -> None:
+    """A cool ends once the particles are back in low spin and the film is within 5 % of
+    the 91.9 K jump: long before its 40 s, with every particle that switched reverted
+    (the simulator's own record), the real film within the band and the heater at 0 V,
+    output off, at the next frame; the reason is on disk per cool."""
+    adaptive = "    adaptive_cool: {film_within: 0.05, min_cool_s: 2}\n"
+    protocol = series_protocol("[384.9]", cycles=3, heat_s=12, cool_s=40) + adaptive
+    plan = make_plan(write_file, protocol)
+    out = tmp_path / "run"
+    runner = open_run(plan, out, rig=rig)
+    assert isinstance(runner.policy, ClosedLoop)
+    at_cut: list[tuple[float, tuple[float, bool]]] = []
+    waiting = [False]
+
+    def on_decision(decision: LiveDecision) -> None:
+        waiting[0] = decision.kind is DecisionKind.COOL_ENDED
+
+    def on_frame(_image: np.ndarray, _record: FrameRecord) -> None:
+        if waiting[0]:
+            waiting[0] = False
+            at_cut.append((rig.film_temperature_K(), rig.generator_output()))
+
+    runner.policy.decided.connect(on_decision)
+    runner.events.frame_acquired.connect(on_frame)
+    result = runner.run()
+    assert result.status is FinishReason.COMPLETE
+    cools = [s for s in plan.schedule.segments if s.kind is SegmentKind.COOL]
+    frames = frames_by_segment(out)
+    cooled = [frames[s.index] / s.frame_rate_hz for s in cools]
+    assert all(2.0 <= c < 15.0 for c in cooled), cooled
+    reasons = [d for d in decisions_on_disk(out) if d["decision"] == "cool_ended"]
+    assert [int(d["segment"]) for d in reasons] == [s.index for s in cools]
+    assert all(d["reason"].startswith("settled: ") for d in reasons)
+    band = 0.05 * (384.9 - 293.0)
+    assert len(at_cut) == len(cools)
+    for film_K, output in at_cut:
+        assert film_K - 293.0 <= band
+        assert output == (0.0, False)
+    # every particle that switched in a heat was back in low spin when its cool ended
+    with (out / "sim-truth" / "transitions.csv").open(newline="") as f:
+        moves = list(csv.DictReader(f))
+    ends = [float(d["time_s"]) for d in reasons]
+    for end in ends:
+        high_spin: dict[str, bool] = {}
+        for m in moves:
+            if float(m["time_s"]) <= end:
+                high_spin[m["particle_id"]] = m["direction"] == "LS->HS"
+        assert not any(high_spin.values())
+    up = [m for m in moves if m["direction"] == "LS->HS" and float(m["time_s"]) <= ends[-1]]
+    assert len(up) >= 10  # particles did switch, and came back, before the cuts

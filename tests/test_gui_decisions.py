@@ -59,6 +59,8 @@ def test_a_target_set_before_the_run_is_the_one_the_run_uses(
     assert control.target_values() == {
         "adaptive_hold.end_when_switched": "0.9",
         "adaptive_hold.min_hold_s": "3",
+        "adaptive_cool.film_within": "",
+        "adaptive_cool.min_cool_s": "",
         "adaptive_cycles.target_relative_precision": "",
         "adaptive_cycles.min_cycles": "",
         "suspend.band_K": "",
@@ -84,6 +86,8 @@ def test_a_target_set_before_the_run_is_the_one_the_run_uses(
         ("adaptive_hold.min_hold_s", "soon", "adaptive_hold.min_hold_s"),
         ("adaptive_hold.min_hold_s", "", "adaptive_hold.min_hold_s: required"),
         ("adaptive_cycles.min_cycles", "3", "adaptive_cycles.target_relative_precision"),
+        ("adaptive_cool.film_within", "0.9", "adaptive_cool.film_within"),
+        ("adaptive_cool.min_cool_s", "2", "adaptive_cool.film_within: required"),
         ("suspend.band_K", "-2", "suspend.band_K"),
     ],
 )

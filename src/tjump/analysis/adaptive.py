@@ -142,3 +142,33 @@ def hold_end(
     if elapsed_s >= min_hold_s and tracked > 0 and switched >= end_when_switched * tracked:
         return HoldEnd.SWITCHED
     return None
+
+
+class CoolEnd(StrEnum):
+    """Why an adaptive cool step ended: the film and the particles back, or its longest."""
+
+    SETTLED = "settled"
+    LONGEST = "longest"
+
+
+def cool_end(
+    elapsed_s: float,
+    back: int,
+    tracked: int,
+    film_above_K: float,
+    jump_K: float,
+    film_within: float,
+    min_cool_s: float,
+    max_cool_s: float,
+) -> CoolEnd | None:
+    """Whether an adaptive cool step ends now, `elapsed_s` after it began, with `back` of
+    the `tracked` particles back in low spin and the film `film_above_K` above the cool's
+    temperature after a jump of `jump_K`; None to go on. It ends once every tracked
+    particle is back and the film is within `film_within` of the jump (an unknown film,
+    NaN, never is), not before `min_cool_s`, and always at `max_cool_s`."""
+    if elapsed_s >= max_cool_s:
+        return CoolEnd.LONGEST
+    settled = film_above_K <= film_within * abs(jump_K)  # False for NaN
+    if elapsed_s >= min_cool_s and back >= tracked and settled:
+        return CoolEnd.SETTLED
+    return None

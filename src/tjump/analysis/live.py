@@ -139,6 +139,7 @@ class LiveDetector:
         self._heat: _Heat | None = None
         self._last: tuple[int, float, FloatArray] | None = None
         self._reference = 1.0
+        self._level: FloatArray | None = None  # each particle's level before the last heat
 
     def add(
         self,
@@ -190,6 +191,19 @@ class LiveDetector:
         self.events.extend(events)
         return events
 
+    def back_at_level(self, frames: int = 5) -> BoolArray:
+        """Between heats: the particles whose mean over the last `frames` frames since the
+        last heat lies within half the rule's smallest step of their level before that
+        heat (back in low spin). None is back during a heat, before the first, or with
+        fewer frames since it; a particle without a level never is."""
+        n = len(self.baseline)
+        if self._heat is not None or self._level is None or len(self._pre) < frames:
+            return np.zeros(n, dtype=bool)
+        recent = np.mean([row for _, _, row in list(self._pre)[-frames:]], axis=0)
+        with np.errstate(invalid="ignore"):
+            back = recent >= (1.0 - 0.5 * self.rule.min_step) * self._level
+        return np.asarray(back & np.isfinite(self._level))
+
     def switched_fraction(self) -> float:
         """Fraction of the usable, non-inert particles switched in the current heat (or
         the last one, between heats); 0 before any heat."""
@@ -227,6 +241,7 @@ class LiveDetector:
         self._heat = None
         if heat is None:
             return []
+        self._level = heat.level
         return self._test(heat, self._candidates(heat), seen_frame, 1)
 
     def _candidates(self, heat: _Heat) -> BoolArray:

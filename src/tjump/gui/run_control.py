@@ -20,6 +20,8 @@ _COLUMNS = ("segment", "kind", "setpoint K", "cycle", "frames", "seconds", "from
 _TARGET_LABELS = {
     "adaptive_hold.end_when_switched": "hold: end when switched (fraction)",
     "adaptive_hold.min_hold_s": "hold: shortest (s)",
+    "adaptive_cool.film_within": "cool: film within (fraction of the jump)",
+    "adaptive_cool.min_cool_s": "cool: shortest (s)",
     "adaptive_cycles.target_relative_precision": "series: target precision",
     "adaptive_cycles.min_cycles": "series: fewest cycles",
     "suspend.band_K": "suspender: band (K)",

@@ -7,7 +7,7 @@ from pathlib import Path
 from tjump.errors import InputError
 from tjump.files import load_yaml, validate
 from tjump.protocol.schedule import Schedule, Segment, SegmentKind, build_schedule
-from tjump.protocol.schema import Protocol
+from tjump.protocol.schema import Protocol, series_steps
 from tjump.rig.calibration import HeaterCalibration
 from tjump.rig.config import RigConfig
 from tjump.rig.heater import TimeAbove
@@ -46,6 +46,12 @@ def _closed_loop_problems(protocol: Protocol, rig: RigConfig) -> list[str]:
             f"suspend: rig '{rig.name}' does not know its film's R(T) and step response "
             "(film_resistance and heater_step_response, or a heater_model from "
             "`tjump calibrate`), so the film's temperature cannot be watched"
+        )
+    if any(s.adaptive_cool for s in series_steps(protocol.steps)) and rig.step_response is None:
+        problems.append(
+            f"adaptive_cool: rig '{rig.name}' does not know its film's step response "
+            "(heater_step_response, or a heater_model from `tjump calibrate`), so it cannot "
+            "tell when the film is back near the cool's temperature"
         )
     if protocol.burst is not None and rig.kind != "simulated":
         problems.append(f"burst: rig '{rig.name}' has no fast camera")

@@ -2,8 +2,8 @@
 read from a protocol, written back into it and validated by the protocol's own schema.
 
 A target is edited as text, keyed by its place in a series step (`adaptive_hold.*`,
-`adaptive_cycles.*`) or in the protocol (`suspend.*`); an empty text turns its group off
-(no adaptive hold, no adaptive series, no suspender). Series targets apply to every
+`adaptive_cool.*`, `adaptive_cycles.*`) or in the protocol (`suspend.*`); an empty text
+turns its group off (no adaptive hold, cool or series, no suspender). Series targets apply to every
 series step of the protocol.
 """
 
@@ -15,10 +15,12 @@ from typing import Any
 from tjump.files import validate
 from tjump.protocol.schema import Protocol, RepeatStep, SeriesStep
 
-HOLD, CYCLES, SUSPEND = "adaptive_hold", "adaptive_cycles", "suspend"
+HOLD, COOL, CYCLES, SUSPEND = "adaptive_hold", "adaptive_cool", "adaptive_cycles", "suspend"
 TARGETS = (
     f"{HOLD}.end_when_switched",
     f"{HOLD}.min_hold_s",
+    f"{COOL}.film_within",
+    f"{COOL}.min_cool_s",
     f"{CYCLES}.target_relative_precision",
     f"{CYCLES}.min_cycles",
     f"{SUSPEND}.band_K",
@@ -40,7 +42,7 @@ def targets_of(protocol: Protocol) -> dict[str, str]:
     targets of the first series step that has them."""
     found = dict.fromkeys(TARGETS, "")
     for step in _series(protocol.steps):
-        for group in (HOLD, CYCLES):
+        for group in (HOLD, COOL, CYCLES):
             rule = getattr(step, group)
             if rule is None or any(found[t] for t in TARGETS if t.startswith(group)):
                 continue
@@ -70,7 +72,7 @@ def with_targets(protocol: Protocol, values: Mapping[str, str], source: str) -> 
     validated by the schema: raises `InputError` naming each bad field."""
     data = protocol.model_dump(mode="json", exclude_none=True)
     for step in _series(data["steps"]):
-        for group in (HOLD, CYCLES):
+        for group in (HOLD, COOL, CYCLES):
             rule = _set(step.get(group), values, group)
             if rule is None:
                 step.pop(group, None)

@@ -6,6 +6,8 @@ the live nucleation detector and decides, frame by frame:
 
 - an adaptive heat ends once the stated fraction of the tracked particles has switched
   (between its shortest and longest hold);
+- an adaptive cool ends once every tracked particle is back in low spin and the film is
+  back within the stated fraction of the jump (between its shortest and longest cool);
 - an adaptive temperature stops once every particle's mean nucleation time is known to the
   stated precision (decided before each of its heats);
 - the heater leaving its band, or its current jumping, suspends the run: the heater is made
@@ -30,13 +32,20 @@ from numpy.typing import NDArray
 from psygnal import Signal
 
 from tjump.analysis import Detections
-from tjump.analysis.adaptive import HoldEnd, hold_end, leverage_target, series_decision
+from tjump.analysis.adaptive import (
+    CoolEnd,
+    HoldEnd,
+    cool_end,
+    hold_end,
+    leverage_target,
+    series_decision,
+)
 from tjump.analysis.live import LiveDetector
 from tjump.devices.fastcamera import FastCamera, Roi
 from tjump.devices.interfaces import Daq, DaqBlock, DaqChannel, DaqLine
 from tjump.errors import InputError, TjumpError
 from tjump.protocol.schedule import Schedule, Segment, SegmentKind
-from tjump.protocol.schema import Burst, Protocol, RepeatStep, SeriesStep
+from tjump.protocol.schema import AdaptiveCool, Burst, Protocol, SeriesStep, series_steps
 from tjump.rig.build import Rig
 from tjump.sequencer.decisions import DecisionKind, LiveDecision
 from tjump.sequencer.engine import Note, RigEngine
@@ -79,15 +88,11 @@ def series_step(protocol: Protocol, segment: Segment) -> SeriesStep | None:
 def uses_closed_loop(protocol: Protocol) -> bool:
     """Whether any closed-loop field is set (a plain protocol runs without the loop)."""
 
-    def adaptive(steps: Sequence[object]) -> bool:
-        for step in steps:
-            if isinstance(step, SeriesStep) and (step.adaptive_hold or step.adaptive_cycles):
-                return True
-            if isinstance(step, RepeatStep) and adaptive(step.steps):
-                return True
-        return False
-
-    return protocol.suspend is not None or protocol.burst is not None or adaptive(protocol.steps)
+    adaptive = any(
+        s.adaptive_hold or s.adaptive_cool or s.adaptive_cycles
+        for s in series_steps(protocol.steps)
+    )
+    return protocol.suspend is not None or protocol.burst is not None or adaptive
 
 
 @dataclass
@@ -126,6 +131,8 @@ class ClosedLoop(Sink):
     ) -> None:
         self.protocol = protocol
         self._series = {s.index: series_step(protocol, s) for s in schedule.segments}
+        self._setpoints = {s.index: s.setpoint_K for s in schedule.segments}
+        self._cool_seen = ""  # what the cool in progress waits for (for its reason)
         self._now = now
         self._table = table
         rule = protocol.suspend
@@ -262,6 +269,8 @@ class ClosedLoop(Sink):
                 return self._suspend(found, segment)
         self._read_burst()
         step = self._series.get(segment.index)
+        if segment.kind is SegmentKind.COOL and step is not None and step.adaptive_cool:
+            return self._cool(segment, step.adaptive_cool, record, start, expected)
         if segment.kind is not SegmentKind.HEAT or step is None:
             return Decision.CONTINUE
         adaptive = step.adaptive_cycles is not None or step.adaptive_hold is not None
@@ -311,6 +320,17 @@ class ClosedLoop(Sink):
                     f"{HoldEnd.LONGEST}: {step.heat_s:g} s without the switched fraction",
                     segment,
                 )
+        step = self._series.get(segment.index)
+        rule = step.adaptive_cool if step is not None else None
+        if segment.kind is SegmentKind.COOL and rule and start is not None and last is not None:
+            cooled = last.time_s + 1.0 / segment.frame_rate_hz - start
+            if step is not None and cooled >= step.cool_s - 0.5 / segment.frame_rate_hz:
+                self._decide(
+                    DecisionKind.COOL_ENDED,
+                    f"{CoolEnd.LONGEST}: {step.cool_s:g} s, {self._cool_seen}",
+                    segment,
+                )
+        self._cool_seen = ""
         if segment.kind is not SegmentKind.HEAT and self._suspension is None:
             self._attempt.clear()  # a cycle (or a step) done: nothing to redo
 
@@ -355,6 +375,51 @@ class ClosedLoop(Sink):
         if self._heats_done >= INERT_AFTER_HEATS:
             tracked &= self._ever_switched
         return np.asarray(tracked)
+
+    def _cool(
+        self,
+        segment: Segment,
+        rule: AdaptiveCool,
+        record: FrameRecord,
+        start: float,
+        expected_K: float,
+    ) -> Decision:
+        """An adaptive cool: END_SEGMENT once the tracked particles are back in low spin
+        and the film (expected from the step response; V/I too where it can be read) is
+        within the rule's fraction of the jump; the heater is already at the cool's
+        setpoint, and ending the segment makes it safe before the next heat."""
+        step = self._series.get(segment.index)
+        if self.detector is None or step is None or segment.index in self._ended:
+            return Decision.CONTINUE
+        elapsed = record.time_s + 1.0 / segment.frame_rate_hz - start
+        tracked = self._tracked()
+        back = int((self.detector.back_at_level() & tracked).sum())
+        above = expected_K - segment.setpoint_K
+        if math.isfinite(record.film_temperature_K):
+            above = max(above, record.film_temperature_K - segment.setpoint_K)
+        jump = self._setpoints.get(segment.index - 1, segment.setpoint_K) - segment.setpoint_K
+        band = rule.film_within * abs(jump)
+        self._cool_seen = (
+            f"{back} of {int(tracked.sum())} tracked particles back in low spin, film "
+            f"{above:.1f} K above {segment.setpoint_K:g} K (band {band:.1f} K)"
+        )
+        end = cool_end(
+            elapsed,
+            back,
+            int(tracked.sum()),
+            above,
+            jump,
+            rule.film_within,
+            rule.min_cool_s,
+            step.cool_s,
+        )
+        if end is not CoolEnd.SETTLED:
+            return Decision.CONTINUE
+        self._ended.add(segment.index)
+        self._decide(
+            DecisionKind.COOL_ENDED, f"{end}: {self._cool_seen} after {elapsed:.1f} s", segment
+        )
+        return Decision.END_SEGMENT
 
     def _follow(self, record: FrameRecord, period_s: float) -> float:
         """The film's expected temperature at this frame (NaN without a step response):

@@ -8,6 +8,7 @@ from enum import StrEnum
 
 class DecisionKind(StrEnum):
     HOLD_ENDED = "hold_ended"  # an adaptive heat ended (switched fraction, or its longest)
+    COOL_ENDED = "cool_ended"  # an adaptive cool ended (film and particles back, or longest)
     SERIES_ENDED = "series_ended"  # an adaptive temperature had its cycles
     SUSPENDED = "suspended"  # the heater left its band: made safe, run paused
     RESUMED = "resumed"  # after a suspension, the cycle starts again
