@@ -19,7 +19,8 @@ is cropped to `--size` px (sim-small's 18 particles and 2 references) to keep a 
 100,000 frames cheap; runs are deleted after scoring unless --keep.
 
 `--results FILE` appends each run's scores (per particle) to FILE as JSON lines, so seeds
-benchmarked one call at a time can be pooled afterwards with `--pool FILE`. The pooled
+benchmarked one call at a time (or one protocol at a time, `--only`) can be pooled
+afterwards with `--pool FILE`. The pooled
 comparison pairs each particle's error under the two protocols (same sample, same truth):
 the median of the paired differences, the Wilcoxon signed-rank test on them, and the
 seed-to-seed spread of the fixed protocol's own median for scale.
@@ -93,6 +94,7 @@ def ea_errors(out: Path) -> dict[str, Any]:
             errors.append(abs(fitted - truth.ea_kj_mol[p]) / truth.ea_kj_mol[p])
             errors_true.append(abs(on_true - truth.ea_kj_mol[p]) / truth.ea_kj_mol[p])
             particles.append(int(p))
+    response = [[round(w, 4), round(tau, 3)] for w, tau in analysis.response or ()]
     per_t: dict[float, list[float]] = defaultdict(list)
     for t, h in zip(temps, holds, strict=True):
         per_t[round(float(t), 1)].append(float(h))
@@ -100,6 +102,8 @@ def ea_errors(out: Path) -> dict[str, Any]:
         "errors": errors,
         "errors_true": errors_true,
         "particles": particles,
+        "thermometer": analysis.thermometry.get("used", "?"),
+        "response": response,
         "per_temperature": {t: (len(h), float(np.mean(h))) for t, h in sorted(per_t.items())},
     }
 
@@ -126,21 +130,30 @@ def run_and_score(protocol: Path, rig: Path, out: Path, keep: bool) -> dict[str,
 
 
 def one_seed(
-    seed: int, work: Path, fixed: Path, adaptive: Path, size: int, keep: bool
+    seed: int,
+    work: Path,
+    protocols: list[tuple[str, Path]],
+    size: int,
+    keep: bool,
+    results: Path | None,
 ) -> list[Any]:
-    """The fixed and the adaptive run of one sample, one after the other."""
+    """The fixed and the adaptive run of one sample, one after the other (each appended
+    to `results` as soon as it is scored)."""
     install()
     rig = rig_file(work, seed, size)
     rows = []
-    for name, protocol in (("fixed", fixed), ("adaptive", adaptive)):
+    for name, protocol in protocols:
         r = run_and_score(protocol, rig, work / f"run-{name}-{seed}", keep)
+        if results is not None:
+            with results.open("a") as f:
+                f.write(json.dumps({"seed": seed, "name": name} | r) + "\n")
         print(
             f"[seed {seed}, {name}] {r['status']} {r['experiment_s']:.0f} s of experiment, "
             f"{r['frames']} frames, simulated in {r['simulated_s']:.0f} s + analysed in "
             f"{r['analysed_s']:.0f} s, load {r['load']}; median Ea error "
             f"{median(r['errors']):.4f} (true times {median(r['errors_true']):.4f}, "
             f"n={len(r['errors'])}); per temperature (cycles, mean hold s) "
-            f"{r['per_temperature']}",
+            f"{r['per_temperature']}; film step response {r['thermometer']} {r['response']}",
             flush=True,
         )
         rows.append((seed, name, r))
@@ -162,6 +175,7 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true")
     parser.add_argument("--results", type=Path, default=None, help="append scores (JSON lines)")
     parser.add_argument("--pool", type=Path, default=None, help="only summarise this file")
+    parser.add_argument("--only", choices=("fixed", "adaptive"), default=None)
     args = parser.parse_args()
     if args.pool is not None:
         rows = [json.loads(line) for line in args.pool.read_text().splitlines() if line]
@@ -178,20 +192,21 @@ def main() -> None:
                 one_seed,
                 s,
                 work,
-                args.fixed.resolve(),
-                args.adaptive.resolve(),
+                [
+                    (name, path.resolve())
+                    for name, path in (("fixed", args.fixed), ("adaptive", args.adaptive))
+                    if args.only in (None, name)
+                ],
                 args.size,
                 args.keep,
+                args.results,
             )
             for s in seeds
         ]
         rows = [row for f in futures for row in f.result()]
     print(f"\nall runs in {time.perf_counter() - t0:.0f} s; load average at end {load()}")
-    if args.results is not None:
-        with args.results.open("a") as f:
-            for seed, name, r in rows:
-                f.write(json.dumps({"seed": seed, "name": name} | r) + "\n")
-    summarise(rows)
+    if args.only is None:
+        summarise(rows)
 
 
 def summarise(rows: list[Any]) -> None:

@@ -13,11 +13,11 @@ import pytest
 
 from tjump.analysis.batch import BatchOptions, analyze_with
 from tjump.analysis.growth import GROWTH_CSV
-from tjump.protocol.schedule import SegmentKind
+from tjump.protocol.schedule import Segment, SegmentKind
 from tjump.sequencer import FinishReason, RunPlan, open_run, plan_run
 from tjump.sequencer.closed_loop import ClosedLoop
 from tjump.sequencer.decisions import DecisionKind, LiveDecision
-from tjump.sequencer.runner import PolicyAbort, Runner
+from tjump.sequencer.runner import Decision, PolicyAbort, Runner
 from tjump.sim.rig import SimRig, build_sim_rig
 from tjump.storage import RunDirectory
 from tjump.storage.decisions import DECISIONS_CSV
@@ -318,3 +318,38 @@ def test_adaptive_cools_end_once_the_film_and_every_particle_are_back(
         assert not any(high_spin.values())
     up = [m for m in moves if m["direction"] == "LS->HS" and float(m["time_s"]) <= ends[-1]]
     assert len(up) >= 10  # particles did switch, and came back, before the cuts
+
+
+@pytest.mark.parametrize("before_end", [1, 2])
+def test_a_segment_ended_at_its_last_frames_leaves_the_next_one_its_frames(
+    write_file: WriteFile,
+    rig: SimRig,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    before_end: int,
+) -> None:
+    """A hold (or a cool) that reaches its rule within the last frames of its segment,
+    all of them already triggered: the next segment still gets a running pulse train
+    (it used to wait for frames from triggers the cut had stopped, and fail)."""
+    protocol = series_protocol("[384.9]", cycles=2, heat_s=5, cool_s=3) + (
+        "    adaptive_hold: {end_when_switched: 1.0, min_hold_s: 5}\n"
+    )
+    plan = make_plan(write_file, protocol)
+    out = tmp_path / "run"
+    runner = open_run(plan, out, rig=rig)
+    assert isinstance(runner.policy, ClosedLoop)
+    heat = next(s for s in plan.schedule.segments if s.kind is SegmentKind.HEAT)
+    decide = runner.policy.on_frame
+
+    def late(segment: Segment, record: FrameRecord) -> Decision:
+        decision = decide(segment, record)
+        if segment.index == heat.index and record.schedule_frame == heat.end_frame - before_end:
+            return Decision.END_SEGMENT
+        return decision
+
+    monkeypatch.setattr(runner.policy, "on_frame", late)
+    result = runner.run()
+    assert result.status is FinishReason.COMPLETE, result.message
+    frames = frames_by_segment(out)
+    assert frames[heat.index] >= heat.frames - before_end
+    assert all(frames[s.index] == s.frames for s in plan.schedule.segments if s.index > heat.index)

@@ -305,31 +305,35 @@ class ClosedLoop(Sink):
     def segment_ended(self, segment: Segment) -> None:
         """A segment is over, at its end or cut short."""
         start = self._starts.pop(segment.index, None)
+        ended = segment.index in self._ended  # by a decision: its reason is logged
         self._ended.discard(segment.index)
         last = self._last
         heat = self._heat_rows.get(segment.index)
         if segment.kind is SegmentKind.HEAT:
             self._heats_done += 1
+        step = self._series.get(segment.index)
+        half_frame = 0.5 / segment.frame_rate_hz
+        length = (
+            last.time_s + 2 * half_frame - start
+            if start is not None and last is not None
+            else float("nan")
+        )
         if heat is not None and start is not None and last is not None:
-            heat.hold_s = last.time_s + 1.0 / segment.frame_rate_hz - start
+            heat.hold_s = length
             self._temperatures.setdefault(heat.key, _Temperature()).heats.append(heat)
-            step = self._series.get(segment.index)
-            if step is not None and heat.hold_s >= step.heat_s - 0.5 / segment.frame_rate_hz:
+            if step is not None and length >= step.heat_s - half_frame and not ended:
                 self._decide(
                     DecisionKind.HOLD_ENDED,
                     f"{HoldEnd.LONGEST}: {step.heat_s:g} s without the switched fraction",
                     segment,
                 )
-        step = self._series.get(segment.index)
-        rule = step.adaptive_cool if step is not None else None
-        if segment.kind is SegmentKind.COOL and rule and start is not None and last is not None:
-            cooled = last.time_s + 1.0 / segment.frame_rate_hz - start
-            if step is not None and cooled >= step.cool_s - 0.5 / segment.frame_rate_hz:
-                self._decide(
-                    DecisionKind.COOL_ENDED,
-                    f"{CoolEnd.LONGEST}: {step.cool_s:g} s, {self._cool_seen}",
-                    segment,
-                )
+        cool = segment.kind is SegmentKind.COOL and step is not None and step.adaptive_cool
+        if cool and step is not None and length >= step.cool_s - half_frame and not ended:
+            self._decide(
+                DecisionKind.COOL_ENDED,
+                f"{CoolEnd.LONGEST}: {step.cool_s:g} s, {self._cool_seen}",
+                segment,
+            )
         self._cool_seen = ""
         if segment.kind is not SegmentKind.HEAT and self._suspension is None:
             self._attempt.clear()  # a cycle (or a step) done: nothing to redo

@@ -397,10 +397,11 @@ class RigEngine:
         # never further ahead than the DAQ samples kept for the frames' means
         ahead = max(0, min(self.lookahead_frames, int(segment.frame_rate_hz * KEEP_S / 2)))
         f, end = segment.first_frame, segment.end_frame
+        stopped = False  # the triggers, by a cut (even one that left every frame to come)
         while f < end:
             self._check_stop()
             if self._cut:  # only the frames already triggered are left
-                self._cut = False
+                self._cut, stopped = False, True
                 rig.daq.stop_triggers()
                 start = self._train_start or TrainCounts(0, 0, 0)
                 triggered = TrainCounts.now(rig.daq, rig.camera).since(start).triggers
@@ -452,7 +453,7 @@ class RigEngine:
             yield Acquired(frame.image, record)
             f += 1
         self._train_next = segment.end_frame
-        if end < segment.end_frame:  # cut short: the next segment starts its own train
+        if stopped:  # cut: the next segment starts its own train
             yield from self._end_train()
 
     def _film_temperature(self, drive_V: float, current_A: float) -> float:
