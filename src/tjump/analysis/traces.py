@@ -157,8 +157,8 @@ def _measure(
 ) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
     """(particles, 2, frames): each particle's pixels times its weights, in one batched
     matrix product; and (particles, pixels): its pixels' mean over every `step`-th frame.
-    A block with `by_pixel` (the OME-Zarr reader) gives (particles, pixels, frames) in the
-    order its tiles hold them; any other block is indexed as a (T, H, W) array."""
+    A block with `by_pixel` (the OME-Zarr reader) gives (particles, pixels, frames) float32,
+    each pixel's frames in a row; any other block is indexed as a (T, H, W) array."""
     if hasattr(block, "by_pixel"):
         pixels = np.asarray(block.by_pixel(rows, cols), dtype=np.float32)  # (n, p, t)
         out = np.matmul(w.transpose(0, 2, 1), pixels)

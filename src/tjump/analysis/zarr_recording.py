@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -22,7 +23,6 @@ from typing import Any
 
 import numpy as np
 import zarr
-from numcodecs import Blosc
 from numpy.typing import NDArray
 
 from tjump.analysis.recording import FloatArray, Recording
@@ -30,8 +30,6 @@ from tjump.errors import InputError
 from tjump.storage.layout import ZARR_JSON
 from tjump.storage.shards import ShardGeometry, ShardReader, sharded_geometry
 from tjump.storage.zarr_export import FRAMES_GROUP, IMAGE, open_image
-
-Sharded = tuple[ShardGeometry, Blosc]
 
 
 def is_ome_zarr(path: Path) -> bool:
@@ -96,9 +94,9 @@ class TileBlock:
 class ShardBlock(TileBlock):
     """A block that is one shard written by `tjump export`: `block[:, rows, cols]` reads
     the shard's index, then the chunks holding those pixels (neighbours in one read, the
-    reads concurrent) straight into one array, and gathers the pixels from it. The same
-    chunks of the next shard are then read ahead while the caller computes (`ahead`, shared
-    by the blocks of one pass), as the next block almost always needs the same pixels."""
+    reads concurrent), each decompressed and its pixels copied out on the pool. The same
+    pixels of the next shard are then read ahead while the caller computes (`ahead`,
+    shared by the blocks of one pass), as the next block almost always needs them."""
 
     def __init__(
         self,
@@ -106,58 +104,61 @@ class ShardBlock(TileBlock):
         start: int,
         stop: int,
         shard: Path,
-        layout: Sharded,
+        geometry: ShardGeometry,
         following: Path | None = None,
-        ahead: dict[tuple[Path, bytes], Future[NDArray[np.uint16]]] | None = None,
+        ahead: dict[tuple[Path, bytes], Future[NDArray[np.float32]]] | None = None,
     ) -> None:
-        geometry, _ = layout
         super().__init__(image, start, stop, (geometry.tile_h, geometry.tile_w))
         self.shard = shard
-        self.layout = layout
+        self.geometry = geometry
         self.following = following
         self.ahead = {} if ahead is None else ahead
 
     def _pixels(self, rows: NDArray[np.intp], cols: NDArray[np.intp]) -> NDArray[np.uint16]:
-        picked = self.by_pixel(rows, cols)
+        picked = self.by_pixel(rows, cols).astype(np.uint16)  # float32 holds uint16 exactly
         return np.ascontiguousarray(np.moveaxis(picked, -1, 0))
 
-    def by_pixel(self, rows: NDArray[np.intp], cols: NDArray[np.intp]) -> NDArray[np.uint16]:
-        """Pixels (rows[i], cols[i]) of every frame as (*rows.shape, frames): the order the
-        tiles hold them, with no transposing copy."""
-        geometry, _ = self.layout
-        th, tw = self.tile
-        keys = (rows.ravel() // th) * geometry.cols + cols.ravel() // tw
-        needed, where = np.unique(keys, return_inverse=True)
-        tag = needed.tobytes()
+    def by_pixel(self, rows: NDArray[np.intp], cols: NDArray[np.intp]) -> NDArray[np.float32]:
+        """Pixels (rows[i], cols[i]) of every frame as float32 (*rows.shape, frames): each
+        pixel's frames in a row, as the weighted sums of the traces want them."""
+        flat_rows, flat_cols = rows.ravel(), cols.ravel()
+        tag = flat_rows.tobytes() + flat_cols.tobytes()
         early = self.ahead.pop((self.shard, tag), None)
         self.ahead.clear()  # read ahead for other pixels: not needed
-        if self.following is not None:
+        if early is not None:  # read for this block's predecessor's length: as long or longer
+            picked = early.result()[:, : len(self)]
+        else:
+            picked = _read_pixels(self.shard, self.geometry, flat_rows, flat_cols, len(self))
+        if self.following is not None:  # after this block's own read, which comes first
             self.ahead[(self.following, tag)] = _ahead().submit(
-                _read_tiles, self.following, self.layout, needed
+                _read_pixels, self.following, self.geometry, flat_rows, flat_cols, len(self)
             )
-        tiles = early.result() if early else _read_tiles(self.shard, self.layout, needed)
-        picked = tiles[where, : len(self), rows.ravel() % th, cols.ravel() % tw]  # (pixels, t)
         return picked.reshape(*rows.shape, len(self))
 
 
-def _read_tiles(shard: Path, layout: Sharded, needed: NDArray[Any]) -> NDArray[np.uint16]:
-    """Chunks `needed` of one shard as one (chunks, frames, tile_h, tile_w) array."""
-    geometry, codec = layout
-    shape = (len(needed), geometry.frames, geometry.tile_h, geometry.tile_w)
-    tiles = np.empty(shape, dtype=np.uint16)
-    reader = ShardReader(shard, geometry, codec)
+def _read_pixels(
+    shard: Path,
+    geometry: ShardGeometry,
+    rows: NDArray[np.intp],
+    cols: NDArray[np.intp],
+    frames: int,
+) -> NDArray[np.float32]:
+    """Pixels (rows[i], cols[i]) of the first `frames` frames of one shard, (pixels, frames)."""
+    out = np.empty((len(rows), frames), dtype=np.float32)
+    reader = ShardReader(shard, geometry)
     try:
-        reader.read_into([int(k) for k in needed], tiles, _pool())
+        reader.read_pixels(rows, cols, out, _pool())
     finally:
         reader.close()
-    return tiles
+    return out
 
 
 @cache
 def _pool() -> ThreadPoolExecutor:
-    """Threads for reading and decompressing chunks (the work is in C, outside the GIL);
-    more than the cores so that reads wait on the disk together."""
-    return ThreadPoolExecutor(16, thread_name_prefix="tjump-shards")
+    """Threads for decompressing chunks and copying out their pixels (blosc and NumPy's
+    copies run outside the GIL), one a core: the disk gets every read of a shard at once
+    beforehand (`ShardReader.read_pixels`), so more threads would only contend."""
+    return ThreadPoolExecutor(os.cpu_count() or 2, thread_name_prefix="tjump-shards")
 
 
 @cache
@@ -173,7 +174,7 @@ class ZarrRecording(Recording):
     image: Any = None
     time_chunk: int = 512
     tile: tuple[int, int] = (16, 16)
-    sharded: Sharded | None = None  # the layout `tjump export` writes: read by ShardReader
+    sharded: ShardGeometry | None = None  # the layout `tjump export` writes: read by ShardReader
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -182,9 +183,9 @@ class ZarrRecording(Recording):
     def blocks(self, max_frames: int = 1000) -> Iterator[tuple[int, Any]]:
         """(first frame, TileBlock) for each block of `time_chunk` frames (one shard);
         `max_frames` is ignored: blocks follow the store's chunks."""
-        ahead: dict[tuple[Path, bytes], Future[NDArray[np.uint16]]] = {}
+        ahead: dict[tuple[Path, bytes], Future[NDArray[np.float32]]] = {}
         starts = range(0, self.frames, self.time_chunk)
-        shards = [self.source / IMAGE / "c" / str(k) / "0" / "0" for k in range(len(starts))]
+        shards = [self._shard(k) for k in range(len(starts))]
         for k, start in enumerate(starts):
             stop = min(start + self.time_chunk, self.frames)
             if self.sharded is None:
@@ -194,10 +195,26 @@ class ZarrRecording(Recording):
             block = ShardBlock(self.image, start, stop, shards[k], self.sharded, following, ahead)
             yield start, block
 
+    def _shard(self, k: int) -> Path:
+        """The file of the `k`-th shard (frames from k * time_chunk)."""
+        return self.source / IMAGE / "c" / str(k) / "0" / "0"
+
     def mean_image(self, first: int, count: int) -> FloatArray:
-        """Mean of frames [first, first + count), read a chunk of frames at a time."""
+        """Mean of frames [first, first + count): from the export's own shards, each shard's
+        chunks decompressed on the pool; else read through TensorStore, a chunk of frames
+        at a time."""
         total = np.zeros(self.shape)
         stop = min(first + count, self.frames)
+        if self.sharded is not None:
+            size = self.sharded.frames
+            for k in range(first // size, -(-stop // size)):
+                reader = ShardReader(self._shard(k), self.sharded)
+                try:
+                    lo, hi = max(first - k * size, 0), min(stop - k * size, size)
+                    reader.add_frames(lo, hi, total, _pool())
+                finally:
+                    reader.close()
+            return total / max(stop - first, 1)
         for lo in range(first, stop, 64):
             data = np.asarray(self.image[lo : min(lo + 64, stop)].read().result())
             total += data.sum(axis=0, dtype=np.float64)
@@ -258,7 +275,7 @@ def open_zarr_recording(path: Path) -> ZarrRecording:
     )
 
 
-def _sharded(path: Path) -> Sharded | None:
+def _sharded(path: Path) -> ShardGeometry | None:
     """The image's shard layout when it is the one `tjump export` writes."""
     try:
         metadata = json.loads((path / IMAGE / ZARR_JSON).read_text())

@@ -6,15 +6,17 @@ another, then the shard index (an (offset, length) uint64 pair per chunk, C orde
 CRC-32C: the `sharding_indexed` codec of the Zarr v3 specification with the index at the
 end, so zarr-python, TensorStore and napari read these files as they read their own.
 
-Writing a shard compresses its chunks on a thread pool (blosc works without Python's lock)
-and writes the file in one go. Reading asks for chunks by their (row, column) in the chunk
-grid: chunks that lie one after another in the file are fetched in one read, the reads run
-concurrently, and each is decompressed on the pool as it arrives.
+Writing a shard compresses its chunks on a thread pool (blosc works without Python's lock),
+a row of chunks a task, and writes each row while later rows compress. Reading asks for
+pixels: the chunks holding them that lie one after another in the file are fetched in one
+read, the disk is given every read of the shard at once, and each chunk is decompressed on
+the pool and its asked pixels copied out of it while it is in the CPU's cache.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +25,7 @@ from typing import Any
 import google_crc32c
 import numpy as np
 from numcodecs import Blosc
+from numcodecs.blosc import decompress
 from numpy.typing import NDArray
 
 from tjump.errors import InputError
@@ -30,6 +33,7 @@ from tjump.errors import InputError
 SHUFFLES = {"noshuffle": Blosc.NOSHUFFLE, "shuffle": Blosc.SHUFFLE, "bitshuffle": Blosc.BITSHUFFLE}
 EMPTY = 2**64 - 1  # the index's mark for a chunk that is not stored
 MERGE_GAP = 16384  # read through gaps this small rather than issue another read
+MAX_READ = 4 * 2**20  # longer runs of chunks are split so that the pool shares them out
 TRANSPOSE_FRAMES = 64
 
 
@@ -92,29 +96,27 @@ def write_shard(
             strip[:, t : t + TRANSPOSE_FRAMES] = part.transpose(2, 0, 1, 3)
         return [codec.encode(chunk) for chunk in strip.view("<u2")]
 
-    parts: list[bytes] = []
-    for row in pool.map(encode, range(g.rows)):
-        parts.extend(row)
-    lengths = np.array([len(p) for p in parts], dtype=np.uint64)
-    offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.uint64)
-    index = np.stack([offsets, lengths], axis=1).astype("<u8").tobytes()
-    crc = google_crc32c.value(index).to_bytes(4, "little")
     path.parent.mkdir(parents=True, exist_ok=True)
+    sizes: list[int] = []
     with path.open("wb") as f:
-        for p in parts:
-            f.write(p)
+        for row in pool.map(encode, range(g.rows)):  # each row written while later ones encode
+            for part in row:
+                f.write(part)
+                sizes.append(len(part))
+        lengths = np.array(sizes, dtype=np.uint64)
+        offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.uint64)
+        index = np.stack([offsets, lengths], axis=1).astype("<u8").tobytes()
         f.write(index)
-        f.write(crc)
+        f.write(google_crc32c.value(index).to_bytes(4, "little"))
     return int(lengths.sum()) + len(index) + 4
 
 
 class ShardReader:
     """Reads chunks of one shard file by their (row, column) in the shard's chunk grid."""
 
-    def __init__(self, path: Path, geometry: ShardGeometry, codec: Blosc) -> None:
+    def __init__(self, path: Path, geometry: ShardGeometry) -> None:
         self.path = path
         self.geometry = geometry
-        self.codec = codec
         self._fd = os.open(path, os.O_RDONLY)
         try:
             size = os.fstat(self._fd).st_size
@@ -135,45 +137,100 @@ class ShardReader:
     def close(self) -> None:
         os.close(self._fd)
 
-    def read_into(self, chunks: list[int], out: NDArray[np.uint16], pool: Executor) -> None:
-        """Chunks by flat number (row * cols + column) into `out[i]` ((frames, tile_h,
-        tile_w) each, C order); a chunk not stored reads as zeros."""
-        place = {c: i for i, c in enumerate(chunks)}
-        stored = [c for c in place if self.offsets[c] != EMPTY]
-        for c in place:
+    def read_pixels(
+        self,
+        rows: NDArray[np.intp],
+        cols: NDArray[np.intp],
+        out: NDArray[np.float32],
+        pool: Executor,
+    ) -> None:
+        """Pixel (rows[i], cols[i]) of the shard's first `out.shape[1]` frames into `out[i]`
+        (a pixel may be asked for more than once). Each chunk holding some is read (with its
+        neighbours in the file) and decompressed on the pool, and its asked pixels copied out
+        at once while it is in the CPU's cache; a chunk not stored reads as zeros."""
+        g = self.geometry
+        keys = (rows // g.tile_h) * g.cols + cols // g.tile_w
+        within = (rows % g.tile_h) * g.tile_w + cols % g.tile_w
+        order = np.argsort(keys, kind="stable")
+        chunks, first = np.unique(keys[order], return_index=True)
+        ends = np.append(first[1:], len(order))
+        picks = {
+            int(c): (order[a:b], within[order[a:b]])
+            for c, a, b in zip(chunks, first, ends, strict=True)
+        }
+        frames = out.shape[1]
+        for c, (at, _) in picks.items():
             if self.offsets[c] == EMPTY:
-                out[place[c]] = 0
+                out[at] = 0
+
+        def take(c: int, tile: NDArray[np.uint16]) -> None:
+            at, where = picks[c]
+            out[at] = tile.reshape(g.frames, -1)[:frames, where].T
+
+        self._decode_each(list(picks), take, pool)
+
+    def add_frames(self, start: int, stop: int, total: NDArray[np.float64], pool: Executor) -> None:
+        """Add the sum of the shard's frames [start, stop) to `total` ((height, width)):
+        every chunk is read and decompressed on the pool and adds into its own tile."""
+        g = self.geometry
+
+        def add(c: int, tile: NDArray[np.uint16]) -> None:
+            y, x = (c // g.cols) * g.tile_h, (c % g.cols) * g.tile_w
+            h, w = min(g.tile_h, g.height - y), min(g.tile_w, g.width - x)
+            total[y : y + h, x : x + w] += tile[start:stop, :h, :w].sum(axis=0, dtype=np.float64)
+
+        self._decode_each(list(range(len(self.offsets))), add, pool)
+
+    def _decode_each(
+        self,
+        chunks: list[int],
+        use: Callable[[int, NDArray[np.uint16]], None],
+        pool: Executor,
+    ) -> None:
+        """Read the stored ones of `chunks` (neighbours in the file in one read, the disk
+        given every read at once), decompress each on the pool and hand it, (frames,
+        tile_h, tile_w), to `use(chunk, tile)`, one chunk at a time per thread."""
+        g = self.geometry
+        runs = self._runs([c for c in chunks if self.offsets[c] != EMPTY])
+        for run in runs:
+            start = int(self.offsets[run[0]])
+            end = int(self.offsets[run[-1]] + self.lengths[run[-1]])
+            os.posix_fadvise(self._fd, start, end - start, os.POSIX_FADV_WILLNEED)
 
         def fetch(run: list[int]) -> None:
             start = int(self.offsets[run[0]])
             end = int(self.offsets[run[-1]] + self.lengths[run[-1]])
             data = memoryview(os.pread(self._fd, end - start, start))
+            tile = np.empty((g.frames, g.tile_h, g.tile_w), dtype="<u2")
             for c in run:
                 lo = int(self.offsets[c]) - start
-                self.codec.decode(data[lo : lo + int(self.lengths[c])], out=out[place[c]])
+                decompress(data[lo : lo + int(self.lengths[c])], tile)  # blosc's header says how
+                use(c, tile)
 
-        for _ in pool.map(fetch, self._runs(stored)):
+        for _ in pool.map(fetch, runs):
             pass
 
     def _runs(self, chunks: list[int]) -> list[list[int]]:
-        """Chunks grouped into reads: by file offset, a new read where the gap is large."""
+        """Chunks grouped into reads: by file offset, a new read where the gap is large or
+        the read would pass MAX_READ."""
         ordered = sorted(chunks, key=lambda c: int(self.offsets[c]))
         runs: list[list[int]] = []
-        end = -1
+        end = first = -1
         for c in ordered:
             start = int(self.offsets[c])
-            if runs and 0 <= start - end <= MERGE_GAP:
+            if runs and 0 <= start - end <= MERGE_GAP and start - first < MAX_READ:
                 runs[-1].append(c)
             else:
                 runs.append([c])
+                first = start
             end = start + int(self.lengths[c])
         return runs
 
 
-def sharded_geometry(metadata: dict[str, Any]) -> tuple[ShardGeometry, Blosc] | None:
-    """The shard geometry and blosc codec of an array's zarr.json when it is what
-    `write_shard` writes (uint16; sharding with [bytes little, blosc] inside and the index at
-    the end with [bytes little, crc32c]; one shard spans whole frames); else None."""
+def sharded_geometry(metadata: dict[str, Any]) -> ShardGeometry | None:
+    """The shard geometry of an array's zarr.json when it is what `write_shard` writes
+    (uint16; sharding with [bytes little, blosc] inside and the index at the end with
+    [bytes little, crc32c]; one shard spans whole frames); else None."""
     try:
         shape = [int(n) for n in metadata["shape"]]
         grid = [int(n) for n in metadata["chunk_grid"]["configuration"]["chunk_shape"]]
@@ -197,7 +254,6 @@ def sharded_geometry(metadata: dict[str, Any]) -> tuple[ShardGeometry, Blosc] | 
         geometry = ShardGeometry(chunk[0], shape[1], shape[2], chunk[1], chunk[2])
         if [geometry.rows * chunk[1], geometry.cols * chunk[2]] != grid[1:]:
             return None
-        b = inner[1]["configuration"]
-        return geometry, blosc(b["cname"], int(b["clevel"]), b["shuffle"])
+        return geometry
     except (KeyError, TypeError, ValueError):
         return None
