@@ -433,7 +433,12 @@ def test_named_inert_particles_get_no_events_and_bad_names_one_message(
     assert named.inert is not None and named.inert[switcher]
     assert not np.isfinite(named.events.nucleation_s[switcher]).any()
     assert np.isnan(named.fits[1][switcher].ea_kj_mol)
-    for text, message in (("99\n", "particle 99 does not exist"), ("a b c\n", "line 1")):
+    bad = (
+        ("99\n", "particle 99 does not exist"),
+        ("a b c\n", "line 1"),
+        (f"{switcher}\n!{switcher}\n", f"particle {switcher} is named both inert and not inert"),
+    )
+    for text, message in bad:
         names.write_text(text)
         with pytest.raises(InputError, match=message):
             analyze_recording(run_dir, inert_file=names)

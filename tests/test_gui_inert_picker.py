@@ -85,11 +85,45 @@ def test_a_click_names_a_particle_inert_and_the_next_analysis_uses_it(
     nearest = int(np.argmin(np.hypot(d.x - x, d.y - y)))
     assert again.inert[nearest] and d.flags[nearest] & INERT_FLAG
     assert not np.isfinite(again.events.nucleation_s[nearest]).any()
-    assert read_inert_file(saved, d).sum() == 1
+    assert read_inert_file(saved, d).inert.sum() == 1
 
     click(qtbot, picker, x, y)  # a second click takes the name back
     assert not picker.named.any()
-    assert read_inert_file(saved, d).sum() == 0
+    assert read_inert_file(saved, d).inert.sum() == 0
+
+
+def test_a_click_on_a_particle_found_inert_says_it_is_not_and_the_next_analysis_agrees(
+    qtbot: QtBot, analysed: tuple[Path, Path]
+) -> None:
+    run, picker = picker_on(qtbot, analysed)
+    assert picker.found.sum() >= 1  # the run's SiO2 references
+    target = int(np.flatnonzero(picker.found)[0])
+    x, y = float(picker.px[target]), float(picker.py[target])
+
+    assert picker.click_at(x, y) == target
+    assert picker.refused.tolist() == [i == target for i in range(len(picker.px))]
+    assert not picker.named.any()
+    assert picker.points.data["pen"][target].style() == QtCore.Qt.PenStyle.DashLine
+    assert "1 named not inert" in picker.message.text()
+    saved = inert_file_of(run).read_text().splitlines()
+    assert len([line for line in saved if line.startswith("!")]) == 1
+
+    again = analyze_recording(run)
+    d = again.detections
+    nearest = int(np.argmin(np.hypot(d.x - x, d.y - y)))
+    assert again.inert is not None and not again.inert[nearest]
+    assert not d.flags[nearest] & INERT_FLAG
+    found_before = int(picker.found.sum())
+    assert int(again.inert.sum()) == found_before - 1  # the others stay inert
+
+    reopened = InertPicker()
+    qtbot.addWidget(reopened)
+    assert reopened.open(analysed[1])
+    assert np.flatnonzero(reopened.refused).tolist() == [target]
+    assert reopened.click_at(x, y) == target  # a second click leaves it to the analysis
+    assert not reopened.refused.any()
+    assert analyze_recording(run).inert[nearest]
+    inert_file_of(run).unlink()
 
 
 def test_names_survive_reopening_and_clicks_far_from_particles_do_nothing(
@@ -104,13 +138,16 @@ def test_names_survive_reopening_and_clicks_far_from_particles_do_nothing(
     )
     assert picker.click_at(*empty) is None
     assert not inert_file_of(run).exists()
-    assert picker.click_at(float(picker.px[1]), float(picker.py[1])) == 1
-    assert picker.click_at(float(picker.px[2]), float(picker.py[2])) == 2
+    plain = int(np.flatnonzero(~picker.found)[0])
+    found = int(np.flatnonzero(picker.found)[0])
+    assert picker.click_at(float(picker.px[plain]), float(picker.py[plain])) == plain
+    assert picker.click_at(float(picker.px[found]), float(picker.py[found])) == found
 
     reopened = InertPicker()
     qtbot.addWidget(reopened)
     assert reopened.open(analysed[1])
-    assert np.flatnonzero(reopened.named).tolist() == [1, 2]
+    assert np.flatnonzero(reopened.named).tolist() == [plain]
+    assert np.flatnonzero(reopened.refused).tolist() == [found]
     inert_file_of(run).unlink()
 
 

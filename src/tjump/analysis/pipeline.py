@@ -108,9 +108,10 @@ def analyze_recording(
         )
     if inert_file is None and inert_file_of(path).is_file():
         inert_file = inert_file_of(path)
-    named = None
+    names, named = None, None
     if inert_file is not None:
-        named = read_inert_file(inert_file, detections)
+        names = read_inert_file(inert_file, detections)
+        named = names.inert
         rec.extra["inert_file"] = str(inert_file)
     timings["open_and_detect_s"] = time.perf_counter() - clock
     clock = time.perf_counter()
@@ -125,8 +126,8 @@ def analyze_recording(
         traces.intensity, cycles, *args, common=common, need_return=True, inert=named
     )
     inert = find_inert(traces.intensity, cycles, events, common)
-    if named is not None:
-        inert |= named
+    if names is not None:
+        inert = names.apply(inert)
     # the common mode again with the inert particles known (they have no events), then the
     # final events
     common = common_mode(traces.intensity, cycles, events, measurable | inert)

@@ -8,7 +8,9 @@ and are never given events.
 
 Users can name them in a text file: one particle a line, either its id (as in
 particles.csv) or its position `x,y` in pixels (matched to the nearest particle within 3 px).
-Blank lines and lines starting with `#` are skipped. The file `inert.txt` in a recording's
+A line starting with `!` names a particle that is *not* inert, overruling the analysis when it
+called one inert that the user knows switches (or that is not a reference at all). Blank
+lines and lines starting with `#` are skipped. The file `inert.txt` in a recording's
 folder (what the GUI writes when the user clicks particles) is read by every analysis of
 that recording unless another file is given.
 """
@@ -16,6 +18,7 @@ that recording unless another file is given.
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -37,11 +40,37 @@ def inert_file_of(recording: Path) -> Path:
     return recording / INERT_FILE
 
 
-def write_inert_file(path: Path, x: FloatArray, y: FloatArray, ids: list[int]) -> None:
-    """Name particles inert by position (x, y in pixels; `ids` only as comments: ids can
-    change when the particles are found again), replacing the file in one step."""
-    lines = ["# inert reference particles: x,y in pixels, one a line (tjump analyze --inert)"]
-    lines += [f"{px:.2f},{py:.2f}  # particle {i}" for px, py, i in zip(x, y, ids, strict=True)]
+@dataclass(frozen=True)
+class InertNames:
+    """What a user said about particles: named inert, and named not inert (overruling the
+    analysis's own finding)."""
+
+    inert: NDArray[np.bool_]
+    not_inert: NDArray[np.bool_]
+
+    def apply(self, found: NDArray[np.bool_]) -> NDArray[np.bool_]:
+        """The particles treated as inert: those found or named, less those named not inert."""
+        return np.asarray((found | self.inert) & ~self.not_inert)
+
+
+def write_inert_file(
+    path: Path,
+    x: FloatArray,
+    y: FloatArray,
+    inert: NDArray[np.bool_],
+    not_inert: NDArray[np.bool_],
+) -> None:
+    """Name particles inert, or not inert, by position (x, y in pixels; particle numbers only
+    as comments: they can change when the particles are found again), replacing the file in
+    one step."""
+    lines = [
+        "# inert reference particles: x,y in pixels, one a line (tjump analyze --inert);",
+        "# a line starting with ! names a particle that is not inert",
+    ]
+    lines += [f"{x[i]:.2f},{y[i]:.2f}  # particle {i}" for i in np.flatnonzero(inert)]
+    lines += [
+        f"!{x[i]:.2f},{y[i]:.2f}  # particle {i}, not inert" for i in np.flatnonzero(not_inert)
+    ]
     part = path.with_name(path.name + ".partial")
     part.write_text("\n".join(lines) + "\n", encoding="utf-8")
     part.replace(path)
@@ -80,18 +109,20 @@ def find_inert(
     return np.asarray(quiet & seen & follows)
 
 
-def read_inert_file(path: Path, detections: Detections) -> NDArray[np.bool_]:
-    """The particles a user names as inert (ids or x,y positions), as a mask."""
+def read_inert_file(path: Path, detections: Detections) -> InertNames:
+    """The particles a user names inert, and not inert (`!` lines), by id or x,y position."""
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as e:
         raise InputError(f"--inert {path} cannot be read: {e}") from e
     n = len(detections)
-    mask = np.zeros(n, dtype=bool)
+    names = InertNames(np.zeros(n, dtype=bool), np.zeros(n, dtype=bool))
     for number, raw in enumerate(lines, start=1):
         line = raw.split("#", 1)[0].strip()
         if not line:
             continue
+        mask = names.not_inert if line.startswith("!") else names.inert
+        line = line.removeprefix("!")
         parts = [p for p in line.replace(";", ",").replace(" ", ",").split(",") if p]
         try:
             values = [float(p) for p in parts]
@@ -121,4 +152,10 @@ def read_inert_file(path: Path, detections: Detections) -> NDArray[np.bool_]:
                 f"--inert {path} line {number}: {raw.strip()!r} is neither a particle id nor "
                 "an x,y position"
             )
-    return mask
+    both = names.inert & names.not_inert
+    if both.any():
+        raise InputError(
+            f"--inert {path}: particle {int(np.flatnonzero(both)[0])} is named both inert and "
+            "not inert"
+        )
+    return names

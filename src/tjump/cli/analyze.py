@@ -89,7 +89,10 @@ def analyze(
         Path | None,
         typer.Option(
             "--inert",
-            help="Text file naming inert reference particles: one id or x,y position a line.",
+            help=(
+                "Text file naming inert reference particles: one id or x,y position a line; "
+                "a line starting with ! names one that is not inert."
+            ),
         ),
     ] = None,
     figures: Annotated[

@@ -1,11 +1,13 @@
 """Naming inert reference particles by clicking them in the image.
 
 The picker shows the recording's image before the first jump with the analysis's particles
-on it. A click on a particle marks it inert, a second click unmarks it. The marks are saved
-at once to the recording's inert file (`inert.txt` in the recording folder, one x,y
-position a line, the format `tjump analyze --inert` reads), which the next `tjump analyze`
-of that recording uses by itself. Particles the analysis found inert by itself are drawn
-too (outlined), so the user sees which ones it already knows."""
+on it. A click on a particle marks it inert, a second click unmarks it. Particles the
+analysis found inert by itself are drawn outlined; a click on one of those says it is *not*
+inert (the user knows it switches, or it is no reference at all), a second click leaves the
+decision to the analysis again. The marks are saved at once to the recording's inert file
+(`inert.txt` in the recording folder, one x,y position a line, `!` before those not inert:
+the format `tjump analyze --inert` reads), which the next `tjump analyze` of that recording
+uses by itself."""
 
 from __future__ import annotations
 
@@ -27,10 +29,15 @@ BASELINE_FRAMES = 50  # frames averaged for the image (the analysis detects in t
 _PLAIN = (pg.mkPen(90, 200, 255), pg.mkBrush(0, 0, 0, 0))
 _FOUND = (pg.mkPen(255, 170, 0, width=2), pg.mkBrush(0, 0, 0, 0))
 _NAMED = (pg.mkPen(255, 170, 0, width=2), pg.mkBrush(255, 120, 0, 200))
+_REFUSED = (
+    pg.mkPen(255, 60, 60, width=2, style=QtCore.Qt.PenStyle.DashLine),
+    pg.mkBrush(0, 0, 0, 0),
+)
 
 
 class InertPicker(QtWidgets.QWidget):
-    """The particles over the image; clicking one names it inert or takes the name back."""
+    """The particles over the image; clicking one names it inert (or, when the analysis
+    found it inert, not inert) or takes the name back."""
 
     changed = QtCore.Signal(int)  # how many particles are named inert
 
@@ -41,6 +48,7 @@ class InertPicker(QtWidgets.QWidget):
         self.py: FloatArray = np.empty(0)
         self.found: NDArray[np.bool_] = np.zeros(0, dtype=bool)  # inert by the analysis
         self.named: NDArray[np.bool_] = np.zeros(0, dtype=bool)  # inert by the user
+        self.refused: NDArray[np.bool_] = np.zeros(0, dtype=bool)  # not inert, by the user
         self.message = QtWidgets.QLabel("open an analysis to name inert particles")
         self.message.setWordWrap(True)
         graphics = pg.GraphicsLayoutWidget()
@@ -66,22 +74,24 @@ class InertPicker(QtWidgets.QWidget):
             self.points.clear()
             return False
         self.recording, self.px, self.py, self.found = recording, x, y, found
-        self.named = _named_in(inert_file_of(recording), x, y)
+        self.named, self.refused = _named_in(inert_file_of(recording), x, y)
+        self.refused &= found  # only a finding of the analysis can be overruled
         self.image.setImage(image, autoLevels=True)
         self._draw()
         return True
 
     def toggle(self, particle: int) -> None:
-        """Name `particle` inert, or take the name back, and save the file."""
+        """Name `particle` inert (not inert, if the analysis found it inert), or take the
+        name back, and save the file."""
         if self.recording is None or not 0 <= particle < len(self.named):
             return
-        self.named[particle] = not self.named[particle]
-        chosen = np.flatnonzero(self.named)
-        write_inert_file(
-            inert_file_of(self.recording), self.px[chosen], self.py[chosen], chosen.tolist()
-        )
+        if self.found[particle]:
+            self.refused[particle] = not self.refused[particle]
+        else:
+            self.named[particle] = not self.named[particle]
+        write_inert_file(inert_file_of(self.recording), self.px, self.py, self.named, self.refused)
         self._draw()
-        self.changed.emit(len(chosen))
+        self.changed.emit(int(self.named.sum()))
 
     def click_at(self, x: float, y: float) -> int | None:
         """A click at image position (x, y): toggles the nearest particle within
@@ -101,8 +111,8 @@ class InertPicker(QtWidgets.QWidget):
 
     def _draw(self) -> None:
         styles = [
-            _NAMED if named else _FOUND if found else _PLAIN
-            for named, found in zip(self.named, self.found, strict=True)
+            _REFUSED if refused else _NAMED if named else _FOUND if found else _PLAIN
+            for named, refused, found in zip(self.named, self.refused, self.found, strict=True)
         ]
         self.points.setData(
             x=self.px,
@@ -114,9 +124,11 @@ class InertPicker(QtWidgets.QWidget):
         assert self.recording is not None
         file = inert_file_of(self.recording)
         self.message.setText(
-            f"{int(self.named.sum())} named inert (filled; saved in {file}, used by the next "
-            f"`tjump analyze` of {self.recording.name}), {int(self.found.sum())} found inert "
-            "by the analysis (outlined). Click a particle to name it inert or take it back."
+            f"{int(self.named.sum())} named inert (filled), {int(self.refused.sum())} named not "
+            f"inert (dashed red), {int(self.found.sum())} found inert by the analysis "
+            f"(outlined); saved in {file}, used by the next `tjump analyze` of "
+            f"{self.recording.name}. Click a particle to name it inert, or one the analysis "
+            "found inert to say it is not; click again to take it back."
         )
 
 
@@ -146,14 +158,18 @@ def _baseline_image(recording: Path) -> FloatArray:
     return rec.mean_image(0, min(BASELINE_FRAMES, rec.frames))
 
 
-def _named_in(file: Path, x: FloatArray, y: FloatArray) -> NDArray[np.bool_]:
-    """The particles an existing inert file names by position (nearest within
-    `MATCH_PX`); lines that match none are dropped when the file is next saved."""
-    named = np.zeros(len(x), dtype=bool)
+def _named_in(
+    file: Path, x: FloatArray, y: FloatArray
+) -> tuple[NDArray[np.bool_], NDArray[np.bool_]]:
+    """The particles an existing inert file names inert, and not inert, by position (nearest
+    within `MATCH_PX`); lines that match none are dropped when the file is next saved."""
+    named, refused = np.zeros(len(x), dtype=bool), np.zeros(len(x), dtype=bool)
     if not file.is_file() or not len(x):
-        return named
+        return named, refused
     for raw in file.read_text(encoding="utf-8").splitlines():
         line = raw.split("#", 1)[0].strip()
+        which = refused if line.startswith("!") else named
+        line = line.removeprefix("!")
         parts = [p for p in line.replace(";", ",").replace(" ", ",").split(",") if p]
         if len(parts) != 2:
             continue
@@ -163,5 +179,5 @@ def _named_in(file: Path, x: FloatArray, y: FloatArray) -> NDArray[np.bool_]:
             continue
         distance = np.hypot(x - px, y - py)
         if distance.min() <= MATCH_PX:
-            named[int(np.argmin(distance))] = True
-    return named
+            which[int(np.argmin(distance))] = True
+    return named, refused
