@@ -5,6 +5,7 @@ loopback socket."""
 
 from __future__ import annotations
 
+import csv
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -98,6 +99,43 @@ def test_each_pulse_train_counts_triggers_exposures_and_frames(write_file: Write
     assert [(c["triggers"], c["exposures"], c["frames"]) for c in counted] == [(70, 70, 70)]
     assert result.frames == 70
     assert RunDirectory(out).manifest()["pulse_train_mismatches"] == 0
+
+
+def test_on_a_real_time_clock_frames_exposed_after_a_train_ends_are_not_the_next_trains(
+    write_file: WriteFile,
+) -> None:
+    """Triggers go on while a train's last frames are saved, so a few exposures come after
+    its last segment's end and reach the computer late. They are counted with their own
+    train (no false mismatch) and left out, so the next train's first frame is the first
+    one it triggered, not one exposed before its segment began."""
+    rig = small_rig(write_file).read_text().replace("200.0", "1000.0")  # DAQ rate, camera max
+    steps = "".join(
+        "  - {kind: baseline, duration_s: 0.5}\n  - {kind: wait, duration_s: 0.2}\n"
+        for _ in range(4)
+    )
+    protocol = write_file(
+        "p.yaml", f"name: trains\nframe_rate_hz: 200\nexposure_ms: 2.5\nsteps:\n{steps}"
+    )
+    plan = plan_run(protocol, write_file("rig.yaml", rig))
+    out = write_file("x", "").parent / "out"
+    with build_sim_rig(plan.rig) as sim:
+        sim.clock.pace(1.0)  # time runs on by itself, as in the lab
+        try:
+            result = run_plan(plan, out, rig=sim)
+        finally:
+            sim.clock.stop()
+    assert (result.status, result.frames, result.dropped_frames) == ("complete", 400, 0)
+    counted = events(out, "pulse_train_counted")
+    assert len(counted) == 4 and not events(out, "pulse_train_mismatch")
+    assert all(c["triggers"] == c["exposures"] == c["frames"] for c in counted)
+    assert all(int(c["triggers"]) == 100 + int(c["after_end"]) for c in counted)
+    with (out / "frames.csv").open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    triggered_before = 0
+    for train, c in enumerate(counted):
+        first = rows[100 * train]
+        assert int(first["camera_frame"]) == triggered_before  # its own first exposure
+        triggered_before += int(c["triggers"])
 
 
 def test_an_exposure_the_daq_did_not_count_is_recorded(write_file: WriteFile) -> None:

@@ -63,6 +63,10 @@ class Camera(Protocol):
         """Frames that reached the computer since `start` (read or waiting)."""
         ...
 
+    def frames_waiting(self) -> int:
+        """Frames that reached the computer and have not been read yet."""
+        ...
+
     def dropped_frames(self, triggers_sent: int) -> int:
         """How many of `triggers_sent` triggers produced no frame."""
         ...

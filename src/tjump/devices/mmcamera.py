@@ -148,6 +148,9 @@ class MicroManagerCamera:
         """Frames read since `start`, plus those waiting in the circular buffer."""
         return self.frames_read + int(self.core.getRemainingImageCount())
 
+    def frames_waiting(self) -> int:
+        return int(self.core.getRemainingImageCount())
+
     def dropped_frames(self, triggers_sent: int) -> int:
         """Triggers the DAQ sent that produced no frame (neither read nor waiting), or the
         gaps in the camera's own frame numbers, whichever shows more."""

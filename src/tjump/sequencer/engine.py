@@ -20,7 +20,7 @@ from tjump.errors import CameraTimeout, LimitError, RunAborted
 from tjump.protocol.schedule import Schedule, Segment
 from tjump.rig.build import Rig
 from tjump.rig.heater import TimeAbove
-from tjump.sequencer.timing import KEEP_S, DaqHistory, PulseTrain, TrainCounts
+from tjump.sequencer.timing import KEEP_S, SETTLE_S, DaqHistory, PulseTrain, TrainCounts
 from tjump.storage.layout import FrameRecord
 
 FRAME_TIMEOUT_S = 5.0
@@ -178,7 +178,7 @@ class RigEngine:
         rig.camera.set_exposure_ms(exposure)
         rig.camera.set_interval_ms(1e3 / fps)  # a software-timed camera's own frame rate
         self._started = True
-        rig.camera.start(self.schedule.total_frames + self.spare_frames)
+        rig.camera.start(self.schedule.total_frames + self.spare_frames + self._after_end_room())
         self._train_start = TrainCounts(0, 0, 0)
         self._t0 = rig.clock.now()
         rig.daq.start(fps)
@@ -186,6 +186,13 @@ class RigEngine:
         self._train = PulseTrain(0, first_frame, fps, exposure, rig.daq.sample_rate_hz)
         self._train_next = first_frame
         yield Note("run_started", {"time_s": self.time_offset_s, "first_frame": first_frame})
+
+    def _after_end_room(self) -> int:
+        """Room in the camera's sequence for the frames trains expose after their last
+        segment's end (left out by `_end_train`): up to `SETTLE_S` of frames wherever a
+        train can end, at every segment's boundary."""
+        segments = [s for s in self.schedule.segments if s.kind.takes_frames]
+        return sum(math.ceil(s.frame_rate_hz * SETTLE_S) for s in segments)
 
     def begin(self, segment: Segment) -> Iterator[Output]:
         self._check_stop()
@@ -368,20 +375,26 @@ class RigEngine:
     def _end_train(self) -> Iterator[Output]:
         """Stop the pulse train, then compare for it the triggers sent, the exposures the
         DAQ counted and the frames the camera delivered; a mismatch (a missed trigger, an
-        extra exposure, a lost frame) is recorded, in the log and the manifest."""
+        extra exposure, a lost frame) is recorded, in the log and the manifest. Frames the
+        train exposed after its last segment's end (triggers keep coming while the last
+        frames are saved) are read and left out, so the next train starts with its own."""
         rig = self.rig
         rig.daq.stop_triggers()
         self._train = None
         start, self._train_start = self._train_start, None
         if start is None:
             return
-        counted = TrainCounts.now(rig.daq, rig.camera).since(start)
+        counted = TrainCounts.settled(rig.daq, rig.camera, start)
+        after = rig.camera.frames_waiting() + (self._early_frame is not None)
+        self._early_frame = None
+        for _ in range(rig.camera.frames_waiting()):
+            rig.camera.next_frame(self.frame_timeout_s)
         fields = {
             "frames": counted.frames,
             "triggers": counted.triggers,
             "exposures": counted.exposures,
         }
-        yield Note("pulse_train_counted", {"time_s": self.now(), **fields})
+        yield Note("pulse_train_counted", {"time_s": self.now(), **fields, "after_end": after})
         if not counted.consistent:
             self.train_mismatches += 1
             yield Note("pulse_train_mismatch", fields, quiet=True)

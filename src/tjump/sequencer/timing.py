@@ -14,6 +14,7 @@ from tjump.protocol.schedule import Segment
 
 SAMPLE_TIMEOUT_S = 5.0
 KEEP_S = 10.0  # seconds of DAQ samples kept in memory for the frames' means
+SETTLE_S = 0.5  # at most this long for a stopped train's last frames to reach the computer
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,18 @@ class TrainCounts:
             self.exposures - start.exposures,
             self.frames - start.frames,
         )
+
+    @classmethod
+    def settled(cls, daq: Daq, camera: Camera, start: TrainCounts) -> TrainCounts:
+        """Counts since `start` of a train whose triggers have stopped, once the frames of
+        its last exposures (still on their way from the camera) have come, or `SETTLE_S`
+        has passed: a frame late by milliseconds is not a lost one."""
+        deadline = time.monotonic() + SETTLE_S
+        counted = cls.now(daq, camera).since(start)
+        while counted.frames < counted.exposures and time.monotonic() < deadline:
+            time.sleep(0.002)
+            counted = cls.now(daq, camera).since(start)
+        return counted
 
     @property
     def consistent(self) -> bool:
