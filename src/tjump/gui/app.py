@@ -4,8 +4,10 @@ views. The run happens in a worker thread; this thread only shows and asks."""
 from __future__ import annotations
 
 import datetime as dt
+import math
 import signal
 import sys
+import time
 import traceback
 from pathlib import Path
 from types import TracebackType
@@ -31,6 +33,7 @@ _PLOTS_HZ = 5
 _OVERVIEW_HZ = 1
 _MAX_FOLLOWED = 6
 _SWITCH_INTERVAL_S = 0.001  # hand the GIL over sooner: the GUI waits less on busy threads
+_DISPLAY_SHARE = 0.5  # at most this share of the GUI thread's time goes to refreshing views
 
 
 class MainWindow(QtWidgets.QMainWindow):
@@ -91,7 +94,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.heater.set_heater(self.rig.heater)
         self.devices.set_rig(self.rig)
         self.timer = QtCore.QTimer(self)
-        self.timer.setInterval(round(1000 / display_hz))
+        self._interval_ms = round(1000 / display_hz)
+        self.timer.setInterval(self._interval_ms)
         self._plots_every = max(1, round(display_hz / _PLOTS_HZ))
         self._overview_every = max(1, round(display_hz / _OVERVIEW_HZ))
         self.timer.timeout.connect(self._tick)
@@ -210,7 +214,17 @@ class MainWindow(QtWidgets.QMainWindow):
         self._update_plots()
 
     def _tick(self) -> None:
-        """At the display rate: the newest frame; every few ticks, the plots."""
+        """At the display rate: the newest frame; every few ticks, the plots. When a
+        refresh takes long (the acquisition holds the interpreter on a busy machine), the
+        next one waits long enough to keep refreshing under `_DISPLAY_SHARE` of the
+        thread's time: the display slows down rather than the acquisition."""
+        start = time.perf_counter()
+        self._refresh()
+        cost_ms = (time.perf_counter() - start) * 1e3
+        rest_ms = math.ceil(cost_ms * (1.0 / _DISPLAY_SHARE - 1.0))
+        self.timer.setInterval(max(self._interval_ms, rest_ms))
+
+    def _refresh(self) -> None:
         live = self.live
         if live is None:
             return
