@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -153,6 +154,18 @@ def test_live_nucleation_marks_match_what_the_simulator_did(
     end_of_heat = np.flatnonzero(np.diff(snap.setpoint_K) < 0)[0]
     assert 370 < snap.film_K[end_of_heat] < 384.9
     assert np.isnan(snap.film_K[0])  # no current, no reading
+
+
+def test_a_slow_refresh_slows_the_display_so_it_takes_at_most_half_the_gui_thread(
+    window: MainWindow, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    normal = window.timer.interval()
+    monkeypatch.setattr(window, "_refresh", lambda: time.sleep(0.12))  # a busy interpreter
+    window._tick()
+    assert window.timer.interval() >= 120  # rests at least as long as the refresh took
+    monkeypatch.setattr(window, "_refresh", lambda: None)
+    window._tick()
+    assert window.timer.interval() == normal  # back to the display rate when quick again
 
 
 def test_an_invalid_protocol_shows_the_field_and_cannot_start(
