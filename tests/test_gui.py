@@ -156,7 +156,7 @@ def test_live_nucleation_marks_match_what_the_simulator_did(
     assert np.isnan(snap.film_K[0])  # no current, no reading
 
 
-def test_a_slow_refresh_slows_the_display_so_it_takes_at_most_half_the_gui_thread(
+def test_a_slow_refresh_slows_the_display_rather_than_taking_the_gui_thread(
     window: MainWindow, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     normal = window.timer.interval()

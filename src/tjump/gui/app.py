@@ -33,7 +33,7 @@ _PLOTS_HZ = 5
 _OVERVIEW_HZ = 1
 _MAX_FOLLOWED = 6
 _SWITCH_INTERVAL_S = 0.001  # hand the GIL over sooner: the GUI waits less on busy threads
-_DISPLAY_SHARE = 0.5  # at most this share of the GUI thread's time goes to refreshing views
+_DISPLAY_SHARE = 0.3  # at most this share of the GUI thread's time goes to refreshing views
 
 
 class MainWindow(QtWidgets.QMainWindow):

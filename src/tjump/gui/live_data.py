@@ -23,6 +23,7 @@ from tjump.storage.layout import FrameRecord
 FloatArray = NDArray[np.float64]
 _STOP = ("stop", None)
 _MAX_WAITING_RECORDS = 2000  # frame records kept until their intensities come
+_ITEMS_PER_LOCK = 32  # queued items applied per hold of the lock the display also takes
 
 
 @dataclass(frozen=True)
@@ -134,15 +135,16 @@ class LiveData:
                     items.append(self._queue.get_nowait())
                 except queue.Empty:
                     break
-            with self._lock:
-                for kind, payload in items:
-                    if kind == "stop":
-                        return
-                    try:
-                        self.process(kind, payload)
-                    except Exception as e:  # the live views may suffer; the run must not
-                        if len(self.errors) < 10:
-                            self.errors.append(f"live {kind}: {type(e).__name__}: {e}")
+            for first in range(0, len(items), _ITEMS_PER_LOCK):
+                with self._lock:  # let go between batches: the display waits for it
+                    for kind, payload in items[first : first + _ITEMS_PER_LOCK]:
+                        if kind == "stop":
+                            return
+                        try:
+                            self.process(kind, payload)
+                        except Exception as e:  # the live views may suffer; the run must not
+                            if len(self.errors) < 10:
+                                self.errors.append(f"live {kind}: {type(e).__name__}: {e}")
 
     def process(self, kind: str, payload: Any) -> None:
         """Apply one queued item (the consumer holds the lock)."""
