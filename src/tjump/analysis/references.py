@@ -109,28 +109,44 @@ def find_inert(
     return np.asarray(quiet & seen & follows)
 
 
+@dataclass(frozen=True)
+class InertLine:
+    """One line of an inert file that names a particle: its numbers (an id, or x and y;
+    None when they are not numbers) and whether it says *not* inert (`!`)."""
+
+    number: int  # line number, from 1
+    text: str
+    not_inert: bool
+    values: list[float] | None
+
+
+def inert_lines(text: str) -> list[InertLine]:
+    """The lines of an inert file that name a particle (comments and blank lines left out)."""
+    out = []
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.split("#", 1)[0].strip()
+        if not line:
+            continue
+        parts = [p for p in line.removeprefix("!").replace(";", ",").replace(" ", ",").split(",")]
+        try:
+            values: list[float] | None = [float(p) for p in parts if p]
+        except ValueError:
+            values = None
+        out.append(InertLine(number, raw.strip(), line.startswith("!"), values))
+    return out
+
+
 def read_inert_file(path: Path, detections: Detections) -> InertNames:
     """The particles a user names inert, and not inert (`!` lines), by id or x,y position."""
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
         raise InputError(f"--inert {path} cannot be read: {e}") from e
     n = len(detections)
     names = InertNames(np.zeros(n, dtype=bool), np.zeros(n, dtype=bool))
-    for number, raw in enumerate(lines, start=1):
-        line = raw.split("#", 1)[0].strip()
-        if not line:
-            continue
-        mask = names.not_inert if line.startswith("!") else names.inert
-        line = line.removeprefix("!")
-        parts = [p for p in line.replace(";", ",").replace(" ", ",").split(",") if p]
-        try:
-            values = [float(p) for p in parts]
-        except ValueError:
-            raise InputError(
-                f"--inert {path} line {number}: {raw.strip()!r} is neither a particle id nor "
-                "an x,y position"
-            ) from None
+    for line in inert_lines(text):
+        mask = names.not_inert if line.not_inert else names.inert
+        values, number = line.values or [], line.number
         if len(values) == 1 and values[0].is_integer():
             pid = int(values[0])
             if not 0 <= pid < n:
@@ -149,7 +165,7 @@ def read_inert_file(path: Path, detections: Detections) -> InertNames:
             mask[nearest] = True
         else:
             raise InputError(
-                f"--inert {path} line {number}: {raw.strip()!r} is neither a particle id nor "
+                f"--inert {path} line {number}: {line.text!r} is neither a particle id nor "
                 "an x,y position"
             )
     both = names.inert & names.not_inert

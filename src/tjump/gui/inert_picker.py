@@ -20,7 +20,7 @@ from numpy.typing import NDArray
 from qtpy import QtCore, QtWidgets
 
 from tjump.analysis.recording import open_recording
-from tjump.analysis.references import MATCH_PX, inert_file_of, write_inert_file
+from tjump.analysis.references import MATCH_PX, inert_file_of, inert_lines, write_inert_file
 from tjump.errors import InputError
 from tjump.storage.layout import ANALYSIS_PARTICLES, ANALYSIS_SUMMARY
 
@@ -166,18 +166,10 @@ def _named_in(
     named, refused = np.zeros(len(x), dtype=bool), np.zeros(len(x), dtype=bool)
     if not file.is_file() or not len(x):
         return named, refused
-    for raw in file.read_text(encoding="utf-8").splitlines():
-        line = raw.split("#", 1)[0].strip()
-        which = refused if line.startswith("!") else named
-        line = line.removeprefix("!")
-        parts = [p for p in line.replace(";", ",").replace(" ", ",").split(",") if p]
-        if len(parts) != 2:
+    for line in inert_lines(file.read_text(encoding="utf-8")):
+        if line.values is None or len(line.values) != 2:
             continue
-        try:
-            px, py = float(parts[0]), float(parts[1])
-        except ValueError:
-            continue
-        distance = np.hypot(x - px, y - py)
+        distance = np.hypot(x - line.values[0], y - line.values[1])
         if distance.min() <= MATCH_PX:
-            which[int(np.argmin(distance))] = True
+            (refused if line.not_inert else named)[int(np.argmin(distance))] = True
     return named, refused
