@@ -270,7 +270,7 @@ class ClosedLoop(Sink):
         self._read_burst()
         step = self._series.get(segment.index)
         if segment.kind is SegmentKind.COOL and step is not None and step.adaptive_cool:
-            return self._cool(segment, step.adaptive_cool, record, start, expected)
+            return self._cool(segment, step, step.adaptive_cool, record, start, expected)
         if segment.kind is not SegmentKind.HEAT or step is None:
             return Decision.CONTINUE
         adaptive = step.adaptive_cycles is not None or step.adaptive_hold is not None
@@ -383,6 +383,7 @@ class ClosedLoop(Sink):
     def _cool(
         self,
         segment: Segment,
+        step: SeriesStep,
         rule: AdaptiveCool,
         record: FrameRecord,
         start: float,
@@ -392,8 +393,7 @@ class ClosedLoop(Sink):
         and the film (expected from the step response; V/I too where it can be read) is
         within the rule's fraction of the jump; the heater is already at the cool's
         setpoint, and ending the segment makes it safe before the next heat."""
-        step = self._series.get(segment.index)
-        if self.detector is None or step is None or segment.index in self._ended:
+        if self.detector is None or segment.index in self._ended:
             return Decision.CONTINUE
         elapsed = record.time_s + 1.0 / segment.frame_rate_hz - start
         tracked = self._tracked()

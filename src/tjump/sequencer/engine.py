@@ -385,9 +385,10 @@ class RigEngine:
         if start is None:
             return
         counted = TrainCounts.settled(rig.daq, rig.camera, start)
-        after = rig.camera.frames_waiting() + (self._early_frame is not None)
+        waiting = rig.camera.frames_waiting()
+        after = waiting + (self._early_frame is not None)
         self._early_frame = None
-        for _ in range(rig.camera.frames_waiting()):
+        for _ in range(waiting):
             rig.camera.next_frame(self.frame_timeout_s)
         fields = {
             "frames": counted.frames,
