@@ -7,13 +7,12 @@ from __future__ import annotations
 import csv
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
-from numpy.typing import DTypeLike
-from pymmcore_plus.experimental.unicore import SimpleCameraDevice, UniMMCore
+from pymmcore_plus.experimental.unicore import UniMMCore
 
 from tjump.analysis.growth import GROWTH_CSV, growth_from_run, write_growth_table
 from tjump.clock import VirtualClock
@@ -26,33 +25,7 @@ from tjump.sim.world import SimWorld
 from tjump.storage.bursts import BURSTS_CSV, BurstWriter, read_bursts
 
 from conftest import CALIBRATION
-
-
-class CountingCamera(SimpleCameraDevice):
-    """32 x 40 px; each frame is filled with its number (modulo 2**16)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.exposure_ms = 2.0
-        self.taken = 0
-
-    def sensor_shape(self) -> tuple[int, int]:
-        return (32, 40)
-
-    def dtype(self) -> DTypeLike:
-        return np.uint16
-
-    def get_exposure(self) -> float:
-        return self.exposure_ms
-
-    def set_exposure(self, exposure: float) -> None:
-        self.exposure_ms = exposure
-
-    def snap(self, buffer: np.ndarray) -> Mapping[str, str]:
-        time.sleep(self.exposure_ms / 1e3)  # frames at the camera's rate, as a real one
-        buffer[:] = self.taken % 2**16
-        self.taken += 1
-        return {}
+from mm_devices import CountingCamera
 
 
 @pytest.fixture

@@ -114,6 +114,11 @@ class MicroManagerFastCamera:
     def frame_rate_hz(self) -> float:
         return self._rate
 
+    @property
+    def frames_recorded(self) -> int:
+        """Frames taken into the ring since the camera was armed."""
+        return self._ring.latest + 1
+
     def arm(self, pre_s: float, post_s: float) -> None:
         self._pre = max(1, round(pre_s * self._rate))
         self._post = max(1, round(post_s * self._rate))

@@ -60,14 +60,20 @@ class NiDaqLayout(BaseModel):
     exposure_terminal: str = Field("PFI3", description="<- the camera's exposure-active output")
     generator_trigger_line: str = Field("port0/line0", description="-> the generator's Ext Trig")
     shutter_line: str = Field("port0/line1", description="-> the light stimulus's shutter")
+    fast_camera_trigger_line: str | None = Field(
+        None, description="-> the fast camera's trigger input (bursts); none without one"
+    )
     buffer_s: PositiveFloat = Field(10.0, description="host buffer, seconds of samples")
 
     def lines(self) -> dict[DaqLine, str]:
         """Each digital output line's terminal."""
-        return {
+        lines = {
             DaqLine.GENERATOR_TRIGGER: self.generator_trigger_line,
             DaqLine.SHUTTER: self.shutter_line,
         }
+        if self.fast_camera_trigger_line is not None:
+            lines[DaqLine.FAST_CAMERA_TRIGGER] = self.fast_camera_trigger_line
+        return lines
 
 
 class NiDaq:

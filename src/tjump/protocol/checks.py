@@ -39,7 +39,7 @@ def check_against_rig(
 
 def _closed_loop_problems(protocol: Protocol, rig: RigConfig) -> list[str]:
     """What the closed loop needs from the rig: the film's R(T) and step response for the
-    suspender's band, a fast camera for bursts (so far only a simulated rig has one)."""
+    suspender's band, a fast camera for bursts."""
     problems = []
     if protocol.suspend is not None and (rig.film is None or rig.step_response is None):
         problems.append(
@@ -53,8 +53,11 @@ def _closed_loop_problems(protocol: Protocol, rig: RigConfig) -> list[str]:
             "(heater_step_response, or a heater_model from `tjump calibrate`), so it cannot "
             "tell when the film is back near the cool's temperature"
         )
-    if protocol.burst is not None and rig.kind != "simulated":
-        problems.append(f"burst: rig '{rig.name}' has no fast camera")
+    if protocol.burst is not None and not rig.has_fast_camera:
+        problems.append(
+            f"burst: rig '{rig.name}' has no fast camera (devices.fast_camera, with the DAQ's "
+            "fast_camera_trigger_line wired to its trigger input)"
+        )
     return problems
 
 

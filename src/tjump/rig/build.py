@@ -65,8 +65,9 @@ def build_rig(config: RigConfig, seed: int | None = None) -> Rig:
         supply = connect.supply(config)
         stack.callback(supply.close)
         heater = connect.heater(config, supply, lab_daq)
+        fast_camera = connect.lab_fast_camera(config)
         stack.pop_all()
-    return Rig(config, RealClock(), lab_camera, lab_daq, heater)
+    return Rig(config, RealClock(), lab_camera, lab_daq, heater, fast_camera=fast_camera)
 
 
 def open_rig(path: Path, seed: int | None = None) -> Rig:

@@ -24,6 +24,8 @@ from tjump.rig.config import RigConfig
 from tjump.rig.heater import Heater
 
 _FAULTS = (TjumpError, OSError, RuntimeError, ValueError)
+FAST_CHECK_S = 0.5  # how long the fast camera streams in a check
+FAST_RATE_SHARE = 0.9  # of its set frame rate, at least
 D = TypeVar("D", Daq, Camera)
 
 
@@ -51,6 +53,7 @@ def check_rig(config: RigConfig) -> list[CheckRow]:
                 "camera",
                 lambda: _described(connect.lab_camera(config), partial(_camera_row, config)),
             ),
+            *_checked("fast camera", lambda: _fast_camera_rows(config)),
         ]
     rows: list[CheckRow] = []
 
@@ -164,6 +167,37 @@ def _camera_row(config: RigConfig, camera: Camera) -> CheckRow:
     return CheckRow(
         "camera", camera.name, _state(camera), f"<= {config.camera.max_frame_rate_hz:g} frames/s"
     )
+
+
+def _fast_camera_rows(config: RigConfig) -> list[CheckRow]:
+    """The lab's fast camera streaming for `FAST_CHECK_S`: the frame rate it delivers
+    against the rate set (none without a fast camera)."""
+    camera = connect.lab_fast_camera(config)
+    if camera is None:
+        return []
+    try:
+        camera.arm(pre_s=0.0, post_s=0.0)
+        start, first = time.perf_counter(), camera.frames_recorded
+        time.sleep(FAST_CHECK_S)
+        rate = (camera.frames_recorded - first) / (time.perf_counter() - start)
+    finally:
+        camera.close()
+    wanted = camera.frame_rate_hz
+    problem = (
+        f"streams {rate:.0f} frames/s, below the {wanted:g} frames/s set: a burst's frames "
+        "would be spaced wider than the rig file says"
+        if rate < FAST_RATE_SHARE * wanted
+        else ""
+    )
+    return [
+        CheckRow(
+            "fast camera",
+            camera.name,
+            f"streamed {rate:.0f} frames/s for {FAST_CHECK_S:g} s, stopped",
+            f"{wanted:g} frames/s",
+            problem,
+        )
+    ]
 
 
 def _state(device: object) -> str:

@@ -150,6 +150,18 @@ class CameraDeviceConfig(_Strict):
     triggering: Literal["hardware", "software"] = "hardware"
 
 
+class FastCameraDeviceConfig(_Strict):
+    """A lab's fast camera for growth bursts: a Micro-Manager camera on a core of its own,
+    streaming at `frame_rate_hz` into tjump's memory; its trigger input is wired to the
+    DAQ's `fast_camera_trigger_line`, pulsed when a burst fires."""
+
+    driver: Literal["micro-manager"] = "micro-manager"
+    config: Path = Field(description="Micro-Manager .cfg of this camera (relative to the rig file)")
+    mm_path: Path | None = Field(None, description="Micro-Manager installation (device adapters)")
+    label: str = "FastCamera"
+    frame_rate_hz: Annotated[float, Field(gt=0, le=MAX_FRAME_RATE_HZ)] = 500.0
+
+
 class Devices(_Strict):
     """The instruments of the rig; the defaults are the simulated ones."""
 
@@ -157,6 +169,9 @@ class Devices(_Strict):
     supply: AmplifierConfig | SourceMeterConfig = AmplifierConfig()
     daq: Annotated[SimDaqConfig | NiDaqConfig, Field(discriminator="driver")] = SimDaqConfig()
     camera: CameraDeviceConfig = CameraDeviceConfig()
+    fast_camera: FastCameraDeviceConfig | None = Field(
+        None, description="a lab's fast camera for bursts (a simulated rig has its own)"
+    )
 
 
 class RigConfig(_Strict):
@@ -226,7 +241,23 @@ class RigConfig(_Strict):
             )
         if not simulated and d.camera.config is None:
             raise ValueError("devices.camera.config: a lab rig needs a Micro-Manager config file")
+        if d.fast_camera is not None and simulated:
+            raise ValueError("devices.fast_camera: a simulated rig has its own fast camera")
+        if (
+            d.fast_camera is not None
+            and isinstance(d.daq, NiDaqConfig)
+            and d.daq.fast_camera_trigger_line is None
+        ):
+            raise ValueError(
+                "devices.daq.fast_camera_trigger_line: the fast camera's trigger input must be "
+                "wired to a DAQ digital line (e.g. port0/line2)"
+            )
         return self
+
+    @property
+    def has_fast_camera(self) -> bool:
+        """Whether bursts can be recorded: a simulated rig's camera, or a lab's."""
+        return self.kind == "simulated" or self.devices.fast_camera is not None
 
     @model_validator(mode="after")
     def _values_agree(self) -> RigConfig:
@@ -295,10 +326,12 @@ def load_rig(path: Path) -> RigConfig:
     where = f"rig file {path}"
     simulated = data.get("kind") == "simulated"
     rig = validate(simulator(where).config_model if simulated else RigConfig, data, where)
-    camera = rig.devices.camera
+    camera, fast = rig.devices.camera, rig.devices.fast_camera
     if camera.config is not None:
         camera = camera.model_copy(update={"config": _resolve(path, camera.config)})
-    devices = rig.devices.model_copy(update={"camera": camera})
+    if fast is not None:
+        fast = fast.model_copy(update={"config": _resolve(path, fast.config)})
+    devices = rig.devices.model_copy(update={"camera": camera, "fast_camera": fast})
     update: dict[str, object] = {"calibration": _resolve(path, rig.calibration), "devices": devices}
     if rig.heater_model is not None:
         model_path = _resolve(path, rig.heater_model)

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from functools import partial
+from pathlib import Path
 
 from pymmcore_plus import CMMCorePlus
 
 from tjump.devices.amplifier import Amplifier, AmplifierSupply
+from tjump.devices.fastcamera import MicroManagerFastCamera
 from tjump.devices.interfaces import Daq, DaqLine, HeaterSupply
 from tjump.devices.mmcamera import MicroManagerCamera, release_callback
 from tjump.devices.nidaq import NiDaq
@@ -45,17 +47,39 @@ def lab_camera(config: RigConfig) -> MicroManagerCamera:
     settings = config.devices.camera
     if settings.config is None:
         raise DeviceError("camera", "no Micro-Manager config file in the rig file")
-    core = CMMCorePlus(str(settings.mm_path) if settings.mm_path else None)
+    return camera(config, _loaded_core("camera", settings.config, settings.mm_path))
+
+
+def lab_fast_camera(config: RigConfig) -> MicroManagerFastCamera | None:
+    """The rig's fast camera on a Micro-Manager core of its own (None without one)."""
+    settings = config.devices.fast_camera
+    if settings is None:
+        return None
+    core = _loaded_core("fast camera", settings.config, settings.mm_path)
     try:
-        core.loadSystemConfiguration(str(settings.config))
+        return MicroManagerFastCamera(core, settings.label, settings.frame_rate_hz)
+    except (RuntimeError, ValueError) as e:
+        release_callback(core)
+        raise DeviceError(
+            "fast camera",
+            f"no camera '{settings.label}' in {settings.config}: {e}",
+            "devices.fast_camera.label must name the camera device of that config file",
+        ) from e
+
+
+def _loaded_core(device: str, config_file: Path, mm_path: Path | None) -> CMMCorePlus:
+    """A Micro-Manager core with `config_file` loaded, for `device`."""
+    core = CMMCorePlus(str(mm_path) if mm_path else None)
+    try:
+        core.loadSystemConfiguration(str(config_file))
     except (OSError, RuntimeError, ValueError) as e:
         release_callback(core)  # no camera will hold it: let it go cleanly
         raise DeviceError(
-            "camera",
-            f"cannot load Micro-Manager config {settings.config}: {e}",
+            device,
+            f"cannot load Micro-Manager config {config_file}: {e}",
             "open it in Micro-Manager's Hardware Configuration Wizard to find the fault",
         ) from e
-    return camera(config, core)
+    return core
 
 
 def lab_daq(config: RigConfig) -> NiDaq:
