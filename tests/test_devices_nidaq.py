@@ -23,7 +23,9 @@ from nidaqmx.constants import (
 from nidaqmx.errors import DaqReadError
 
 from tjump.devices.faults import DaqOverflow, InstrumentFault
+from tjump.devices.interfaces import DaqLine
 from tjump.devices.nidaq import NiDaq, NiDaqLayout
+from tjump.sequencer.closed_loop import pulse_line
 
 READ_ATTR_AVAIL = 0x1223  # DAQmx_Read_AvailSampPerChan
 READ_ATTR_TOTAL = 0x192A  # DAQmx_Read_TotalSampPerChanAcquired
@@ -242,3 +244,19 @@ def test_on_the_ni_max_simulated_device() -> None:
         daq.set_digital("generator_trigger", False)
     finally:
         daq.close()
+
+
+def test_a_burst_pulses_the_fast_camera_line(interpreter: Any) -> None:
+    """The closed loop fires the fast camera with a rising and a falling edge on its own
+    line, created low beside the others."""
+    daq = NiDaq(NiDaqLayout(current_A_per_V=0.01, fast_camera_trigger_line="port0/line2"), 200.0)
+    created = [c.args[:2] for c in calls(interpreter, "create_do_chan")]
+    assert ("tjump-port0-line2", "Dev1/port0/line2") in created
+    interpreter.reset_mock()
+    pulse_line(daq, DaqLine.FAST_CAMERA_TRIGGER)
+    written = calls(interpreter, "write_digital_lines")
+    assert [(c.args[0], c.args[-1].tolist()) for c in written] == [
+        ("tjump-port0-line2", [True]),
+        ("tjump-port0-line2", [False]),
+    ]
+    daq.close()

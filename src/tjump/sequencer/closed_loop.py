@@ -546,11 +546,11 @@ def build_closed_loop(
         camera,
         BurstWriter(run_dir) if camera is not None else None,
         rig.camera.shape(),
-        partial(_pulse, rig.daq, DaqLine.FAST_CAMERA_TRIGGER),
+        partial(pulse_line, rig.daq, DaqLine.FAST_CAMERA_TRIGGER),
     )
 
 
-def _pulse(daq: Daq, line: str) -> None:
+def pulse_line(daq: Daq, line: str) -> None:
     """A trigger edge on a DAQ digital line."""
     daq.set_digital(line, True)
     daq.set_digital(line, False)
