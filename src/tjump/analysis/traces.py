@@ -73,9 +73,18 @@ class OnlineTraces:
         self.detections: Detections | None = None
         self.apertures: ApertureTraces | None = None
 
+    @classmethod
+    def of(cls, particles: Detections) -> OnlineTraces:
+        """Traces of particles found before (a resumed run's): every frame is measured."""
+        traces = cls(baseline_frames=0)
+        traces.detections = particles
+        return traces
+
     def add(self, image: NDArray[Any]) -> FloatArray | None:
         """Take one frame. Returns the intensities of every frame that became measurable
         (rows: frames, columns: particles), or None while still collecting the baseline."""
+        if self.apertures is None and self.detections is not None:  # particles given
+            self.apertures = ApertureTraces(self.detections.x, self.detections.y, image.shape)
         if self.apertures is not None:
             return self.apertures.measure(image)[None, :]
         self._kept.append(image.copy())

@@ -49,6 +49,7 @@ from tjump.protocol.schema import AdaptiveCool, Burst, Protocol, SeriesStep, ser
 from tjump.rig.build import Rig
 from tjump.sequencer.decisions import DecisionKind, LiveDecision
 from tjump.sequencer.engine import Note, RigEngine
+from tjump.sequencer.history import LiveHistory
 from tjump.sequencer.runner import Decision
 from tjump.sequencer.sinks import Ending, Sink
 from tjump.sequencer.suspender import (
@@ -173,6 +174,45 @@ class ClosedLoop(Sink):
         self._burst_due: tuple[float, float, int] | None = None  # (read at, trigger, particle)
         if self._camera is not None and self._burst is not None:
             self._camera.arm(self._burst.pre_s, self._burst.post_s)
+
+    def restore(self, history: LiveHistory, whole: Schedule) -> None:
+        """Take up a resumed run where its earlier sessions left off: their particles and
+        whole cycles fed to the live detector, each adaptive heat's nucleation times and
+        hold, and the temperatures whose series already ended (which stay ended); `whole`
+        is the run's whole schedule (this session's starts later)."""
+        particles = history.particles
+        self._usable, self._xy = particles.usable, (particles.x, particles.y)
+        self.detector = LiveDetector(history.baseline, particles.usable)
+        self._ever_switched = np.zeros(len(particles), dtype=bool)
+        segments = {s.index: s for s in whole.segments}
+        first: dict[int, FrameRecord] = {}
+        last: dict[int, FrameRecord] = {}
+        for record, row in zip(history.records, history.rows, strict=True):
+            segment = segments.get(record.segment)
+            if segment is None:
+                continue
+            first.setdefault(segment.index, record)
+            last[segment.index] = record
+            step = series_step(self.protocol, segment)
+            adaptive = step is not None and (step.adaptive_cycles or step.adaptive_hold)
+            if segment.kind is SegmentKind.HEAT and adaptive:
+                self._heat_rows.setdefault(
+                    segment.index, _Heat(segment.field, np.full(len(particles), np.nan))
+                )
+            for event in self.detector.add_record(record, row).events:
+                self._count_nucleation(event.particle, event.segment, event.nucleation_s)
+        for index, record in first.items():
+            segment = segments[index]
+            if segment.kind is not SegmentKind.HEAT:
+                continue
+            self._heats_done += 1
+            heat = self._heat_rows.get(index)
+            if heat is not None:
+                heat.hold_s = last[index].time_s + 1.0 / segment.frame_rate_hz - record.time_s
+                self._temperatures.setdefault(heat.key, _Temperature()).heats.append(heat)
+        for index in history.series_ended:
+            if index in segments:
+                self._temperatures.setdefault(segments[index].field, _Temperature()).stopped = True
 
     # -- as a sink ---------------------------------------------------------------------
 
@@ -443,11 +483,7 @@ class ClosedLoop(Sink):
         return expected.advance(before, dt)
 
     def _on_nucleation(self, particle: int, segment: int, nucleation_s: float) -> None:
-        if self._ever_switched is not None:
-            self._ever_switched[particle] = True
-        heat = self._heat_rows.get(segment)
-        if heat is not None and particle < len(heat.waits):
-            heat.waits[particle] = nucleation_s
+        self._count_nucleation(particle, segment, nucleation_s)
         burst = self._burst
         if (
             burst is None
@@ -467,6 +503,15 @@ class ClosedLoop(Sink):
             f"nucleation of particle {particle} ({nucleation_s:.2f} s after the jump)",
             None,
         )
+
+    def _count_nucleation(self, particle: int, segment: int, nucleation_s: float) -> None:
+        """What the adaptive rules keep of a nucleation: the particle switches, and its
+        waiting time in this heat."""
+        if self._ever_switched is not None:
+            self._ever_switched[particle] = True
+        heat = self._heat_rows.get(segment)
+        if heat is not None and particle < len(heat.waits):
+            heat.waits[particle] = nucleation_s
 
     def _read_burst(self) -> None:
         due = self._burst_due

@@ -22,6 +22,7 @@ from typing import Any
 import yaml
 
 from tjump import __version__
+from tjump.analysis import Detections
 from tjump.errors import InputError
 from tjump.files import load_yaml
 from tjump.protocol import Protocol, Schedule
@@ -53,6 +54,7 @@ def make_runner(
     time_offset_s: float = 0.0,
     online_traces: bool = True,
     baseline_frames: int = 20,
+    particles: Detections | None = None,
     sinks: Sequence[Sink] = (),
     policy: RunPolicy | None = None,
     watchdog_s: float = 30.0,
@@ -62,9 +64,10 @@ def make_runner(
     protocol: Protocol | None = None,
 ) -> Runner:
     """A runner of `schedule` on `rig` into `writer`'s run directory: the rig engine, the
-    run directory, live traces (not for a resumed run, whose particles were found in the
-    first session), a simulated rig's truth, then `sinks`. `own_rig`: close the rig after
-    the run. A `protocol` with closed-loop fields gets its `ClosedLoop` as the policy."""
+    run directory, live traces (of `particles`, a resumed run's, or of those found in the
+    first `baseline_frames`), a simulated rig's truth, then `sinks`. `own_rig`: close the
+    rig after the run. A `protocol` with closed-loop fields gets its `ClosedLoop` as the
+    policy."""
     closed = protocol is not None and uses_closed_loop(protocol)
     if closed:  # decisions act within a few frames of what they see (a simulated clock
         lookahead_frames = min(lookahead_frames, CLOSED_LOOP_LOOKAHEAD)  # runs no further)
@@ -88,7 +91,7 @@ def make_runner(
         engine,
         schedule,
         RunDirectorySink(writer, engine.sample_offset),
-        LiveTraces(baseline_frames) if online_traces else None,
+        LiveTraces(baseline_frames, particles) if online_traces else None,
         [*simulation_sinks(rig, writer.directory, time_offset_s), *extra],
         policy,
         watchdog_s,

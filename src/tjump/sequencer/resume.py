@@ -11,10 +11,12 @@ from tjump.errors import InputError
 from tjump.protocol import Schedule
 from tjump.protocol.schedule import SegmentKind
 from tjump.rig import build_rig
+from tjump.sequencer.closed_loop import ClosedLoop
 from tjump.sequencer.events import RunResult
+from tjump.sequencer.history import live_history
 from tjump.sequencer.launch import make_runner
 from tjump.sequencer.plan import plan_run
-from tjump.sequencer.runner import Runner
+from tjump.sequencer.runner import SEGMENT_FINISHED, SEGMENT_SKIPPED, Runner
 from tjump.sequencer.states import FinishReason
 from tjump.storage import RunDirectory
 from tjump.storage.layout import FRAMES_CSV, RUN_PROTOCOL, RUN_RIG
@@ -27,14 +29,31 @@ _HEATINGS = (SegmentKind.HEAT, SegmentKind.ABLATION)  # each followed by its coo
 
 
 def unfinished_segments(run: RunDirectory, schedule: Schedule, rows: list[Row]) -> list[int]:
-    """Segments not done: never logged as finished, or whose last frame is not on disk (a
-    power cut can lose frames the log saw written)."""
-    finished = {e.get("segment") for e in run.log() if e.get("event") == "segment_finished"}
-    have = {r.get("schedule_frame", r["frame"]) for r in rows if not r.get("missing")}
+    """Segments not done: never logged as finished (or skipped, by an adaptive series that
+    had its cycles), or whose last frame is not on disk (a power cut can lose frames the
+    log saw written). The last frame is the one the log names; a log from before it named
+    one has the schedule's last frame of the segment (a segment ended early by the closed
+    loop logs its own)."""
+    taken = {r["frame"] for r in rows if not r.get("missing")}
+    placed = {r.get("schedule_frame", r["frame"]) for r in rows if not r.get("missing")}
+    finished, checked = set(), set()
+    for event in run.log():
+        kind, segment = event.get("event"), event.get("segment")
+        if kind == SEGMENT_SKIPPED:  # no frames to look for
+            finished.add(segment)
+            checked.add(segment)
+        elif kind == SEGMENT_FINISHED:
+            last = event.get("last_frame")
+            if last is None:
+                finished.add(segment)
+            elif last < 0 or last in taken:
+                finished.add(segment)
+                checked.add(segment)
     return [
         seg.index
         for seg in schedule.segments
-        if seg.index not in finished or (seg.frames and seg.end_frame - 1 not in have)
+        if seg.index not in finished
+        or (seg.index not in checked and seg.frames and seg.end_frame - 1 not in placed)
     ]
 
 
@@ -163,15 +182,19 @@ def open_resume(directory: Path | str) -> ResumeSession:
             frames_before=frames_done,
             first_frame=verdict.next_frame,
         )
+        history = live_history(path, rows, verdict.pages)
         runner = make_runner(
             rig,
             schedule,
             writer,
             time_offset_s=offset,
-            online_traces=False,  # so a closed loop keeps its suspender, not its live rules
+            online_traces=history is not None,  # of the first session's particles
+            particles=history.particles if history is not None else None,
             own_rig=True,
             protocol=plan.protocol,
         )
+        if isinstance(runner.hooks, ClosedLoop) and history is not None:
+            runner.hooks.restore(history, plan.schedule)
     except BaseException:
         rig.close()
         raise

@@ -35,6 +35,8 @@ from tjump.storage.repair import mark_frames
 
 FloatArray = NDArray[np.float64]
 _PROGRESS_EVERY_S = 0.1
+SEGMENT_FINISHED = "segment_finished"  # log events a resume reads: a segment done,
+SEGMENT_SKIPPED = "segment_skipped"  # or left out by the policy (an adaptive series)
 _POLL_S = 0.05
 
 
@@ -211,6 +213,7 @@ class Runner:
                         i += 1
                         if self.hooks is not None and self.hooks.skip(segment):
                             self._feed(self.hooks.notes())
+                            self._feed([Note(SEGMENT_SKIPPED, {"segment": segment.index})])
                             continue
                         self._run_segment(segment)
                         redo = self.hooks.redo_from() if self.hooks is not None else None
@@ -263,9 +266,9 @@ class Runner:
         self._experiment_s = self.engine.now()
         for sink in self._sinks:
             self._to_sink(sink, sink.segment_done)
-        self._feed(
-            [Note("segment_finished", {"segment": segment.index, "time_s": self._experiment_s})]
-        )
+        last_frame = self.directory.writer.next_frame - 1  # on disk, its row too
+        finished = {"segment": segment.index, "time_s": self._experiment_s}
+        self._feed([Note(SEGMENT_FINISHED, {**finished, "last_frame": last_frame})])
         self._emit(self.events.segment_finished, segment)
 
     def _feed(self, items: Iterable[Output]) -> None:

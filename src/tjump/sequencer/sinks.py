@@ -111,11 +111,13 @@ class TracesUpdate:
 
 
 class LiveTraces:
-    """Online traces: detect in the first `baseline_frames` frames, then one row of
-    intensities per frame."""
+    """Online traces: detect in the first `baseline_frames` frames (or take `particles`
+    found before, a resumed run's), then one row of intensities per frame."""
 
-    def __init__(self, baseline_frames: int = 20) -> None:
-        self._traces = OnlineTraces(baseline_frames)
+    def __init__(self, baseline_frames: int = 20, particles: Detections | None = None) -> None:
+        self._traces = (
+            OnlineTraces.of(particles) if particles is not None else OnlineTraces(baseline_frames)
+        )
 
     def measure(self, frame: int, image: NDArray[np.uint16]) -> TracesUpdate | None:
         """Take frame number `frame`; what it adds, or None while the baseline fills."""

@@ -122,6 +122,8 @@ class RunWriter:
         self._log: TextIOWrapper = (directory / LOG).open("a", encoding="utf-8")
         self._text_log: TextIOWrapper = (directory / TEXT_LOG).open("a", encoding="utf-8")
         self._traces: TextIOWrapper | None = None
+        if resume and (directory / LIVE_TRACES).is_file():  # the first session's particles
+            self._traces = (directory / LIVE_TRACES).open("a", encoding="utf-8")
         self._pending_traces: list[NDArray[np.float64]] = []
         self._pending_rows = 0
         self._pending_daq: list[NDArray[np.float64]] = []

@@ -1,0 +1,128 @@
+"""What a run's earlier sessions saw live, for a resumed session: the particles the first
+session found, and each whole cycle's frame records with their live intensities, so a
+resumed closed loop takes up its adaptive rules where the interruption left them.
+
+Live traces are written in blocks, so a crash can lose the last rows before it; the
+frames they belong to are measured again from the pages on disk, with the same apertures.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+import numpy as np
+from numpy.typing import NDArray
+
+from tjump.analysis import Detections
+from tjump.analysis.traces import ApertureTraces
+from tjump.errors import InputError
+from tjump.sequencer.decisions import DecisionKind
+from tjump.storage import RunDirectory
+from tjump.storage.decisions import DECISIONS_CSV
+from tjump.storage.layout import LIVE_PARTICLES, LIVE_TRACES, FrameRecord
+from tjump.storage.scan import Page, Row
+
+FloatArray = NDArray[np.float64]
+_RECORD_FIELDS = frozenset(f.name for f in fields(FrameRecord))
+
+
+@dataclass(frozen=True)
+class LiveHistory:
+    """The live view of a run's earlier sessions."""
+
+    particles: Detections
+    baseline: FloatArray  # each particle's mean intensity over the first traces measured
+    records: list[FrameRecord]  # frames of whole cycles, in the order they were taken
+    rows: FloatArray  # their live intensities (records x particles)
+    series_ended: frozenset[int]  # segments at which an adaptive series was ended
+
+
+def read_live_particles(run: Path) -> Detections | None:
+    """The particles found live in the run's first session (None if none were)."""
+    path = run / LIVE_PARTICLES
+    if not path.is_file():
+        return None
+    try:
+        table = np.loadtxt(path, delimiter=",", skiprows=1, ndmin=2)
+    except ValueError as e:
+        raise InputError(f"{path} cannot be read: {e}") from e
+    if table.shape[1] != 5:
+        raise InputError(f"{path}: expected 5 columns (particle_id,x,y,peak,flags)")
+    return Detections(table[:, 1], table[:, 2], table[:, 3], table[:, 4].astype(np.int64))
+
+
+def live_history(
+    run: Path, rows: list[Row], pages: list[Page], baseline_frames: int = 20
+) -> LiveHistory | None:
+    """The live view of `run` before this session: `rows` is its frames table (repaired),
+    `pages` its readable pages, `baseline_frames` the frames the first session found the
+    particles in. None for a run whose first session found no particles."""
+    particles = read_live_particles(run)
+    if particles is None or len(particles) == 0:
+        return None
+    numbers, intensity = _read_live_traces(run / LIVE_TRACES, len(particles))
+    if len(numbers) == 0:
+        return None
+    baseline = np.nanmean(intensity[:baseline_frames], axis=0)
+    whole = [r for r in rows if not r.get("interrupted") and not r.get("missing")]
+    records = [FrameRecord(**{k: v for k, v in r.items() if k in _RECORD_FIELDS}) for r in whole]
+    at = {int(n): i for i, n in enumerate(numbers)}
+    measured = np.full((len(records), len(particles)), np.nan)
+    lost: list[int] = []
+    for k, record in enumerate(records):
+        i = at.get(record.frame)
+        if i is None:
+            lost.append(k)
+        else:
+            measured[k] = intensity[i]
+    if lost:
+        _measure_again(run, particles, pages, records, lost, measured)
+    return LiveHistory(particles, baseline, records, measured, _series_ended(run))
+
+
+def _series_ended(run: Path) -> frozenset[int]:
+    """Segments of the `series_ended` decisions in decisions.csv (a torn line is skipped)."""
+    path = run / DECISIONS_CSV
+    if not path.is_file():
+        return frozenset()
+    with path.open(newline="", encoding="utf-8") as f:
+        return frozenset(
+            int(row["segment"])
+            for row in csv.DictReader(f)
+            if row.get("decision") == DecisionKind.SERIES_ENDED
+            and (row.get("segment") or "").lstrip("-").isdigit()
+        )
+
+
+def _read_live_traces(path: Path, particles: int) -> tuple[NDArray[np.int64], FloatArray]:
+    """Frame numbers and intensities of live-traces.csv (whole lines only)."""
+    if not path.is_file():
+        return np.zeros(0, dtype=np.int64), np.zeros((0, particles))
+    with path.open(newline="", encoding="utf-8") as f:
+        lines = [line for line in csv.reader(f) if len(line) == particles + 1]
+    body = [line for line in lines if line[0] != "frame"]
+    table = np.array(body, dtype=np.float64).reshape(-1, particles + 1)
+    return table[:, 0].astype(np.int64), table[:, 1:]
+
+
+def _measure_again(
+    run: Path,
+    particles: Detections,
+    pages: list[Page],
+    records: list[FrameRecord],
+    lost: list[int],
+    out: FloatArray,
+) -> None:
+    """Intensities of the frames `lost` (indices into `records`) from their pages."""
+    by_frame = {p.frame: p for p in pages}
+    wanted = [(k, by_frame[records[k].frame]) for k in lost if records[k].frame in by_frame]
+    if not wanted:
+        return
+    apertures: ApertureTraces | None = None
+    frames = RunDirectory(run).iter_frames([page for _, page in wanted])
+    for (k, _), image in zip(wanted, frames, strict=True):
+        if apertures is None:
+            apertures = ApertureTraces(particles.x, particles.y, image.shape)
+        out[k] = apertures.measure(image)
