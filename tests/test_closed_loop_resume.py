@@ -97,7 +97,7 @@ def test_live_rows_a_crash_lost_are_measured_again_from_the_frames(
         abort_at_segment(runner, 5)  # in the third heat
         runner.run()
     rows = read_table(out / FRAMES_CSV).rows
-    pages = RunDirectory(out).pages()
+    pages = {page.frame: page for page in RunDirectory(out).pages()}
     whole = live_history(out, rows, pages)
     assert whole is not None and len(whole.records) == len(rows)  # aborted: none cut yet
     traces = out / LIVE_TRACES

@@ -9,6 +9,7 @@ frames they belong to are measured again from the pages on disk, with the same a
 from __future__ import annotations
 
 import csv
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -54,10 +55,10 @@ def read_live_particles(run: Path) -> Detections | None:
 
 
 def live_history(
-    run: Path, rows: list[Row], pages: list[Page], baseline_frames: int = 20
+    run: Path, rows: list[Row], pages: Mapping[int, Page], baseline_frames: int = 20
 ) -> LiveHistory | None:
     """The live view of `run` before this session: `rows` is its frames table (repaired),
-    `pages` its readable pages, `baseline_frames` the frames the first session found the
+    `pages` its readable pages by frame number, `baseline_frames` the frames the first session found the
     particles in. None for a run whose first session found no particles."""
     particles = read_live_particles(run)
     if particles is None or len(particles) == 0:
@@ -110,14 +111,13 @@ def _read_live_traces(path: Path, particles: int) -> tuple[NDArray[np.int64], Fl
 def _measure_again(
     run: Path,
     particles: Detections,
-    pages: list[Page],
+    pages: Mapping[int, Page],
     records: list[FrameRecord],
     lost: list[int],
     out: FloatArray,
 ) -> None:
     """Intensities of the frames `lost` (indices into `records`) from their pages."""
-    by_frame = {p.frame: p for p in pages}
-    wanted = [(k, by_frame[records[k].frame]) for k in lost if records[k].frame in by_frame]
+    wanted = [(k, pages[records[k].frame]) for k in lost if records[k].frame in pages]
     if not wanted:
         return
     apertures: ApertureTraces | None = None
