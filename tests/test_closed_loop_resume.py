@@ -18,6 +18,7 @@ from tjump.sequencer.history import live_history
 from tjump.sequencer.runner import Runner
 from tjump.sim.rig import build_sim_rig
 from tjump.storage import RunDirectory
+from tjump.storage.bursts import read_bursts
 from tjump.storage.decisions import DECISIONS_CSV
 from tjump.storage.layout import FRAMES_CSV, LIVE_TRACES, FrameRecord
 from tjump.storage.scan import read_table
@@ -44,7 +45,8 @@ def test_a_resumed_adaptive_run_takes_up_its_rules_where_they_were(
     write_file: WriteFile, tmp_path: Path
 ) -> None:
     rig_file = write_file("rig.yaml", rig_yaml(particles=10, references=2))
-    protocol = series_protocol("[384.9, 386.0]", cycles=6, heat_s=15, cool_s=5) + ADAPTIVE
+    burst = "burst: {trigger: any, pre_s: 1.0, post_s: 0.04}\n"
+    protocol = series_protocol("[384.9, 386.0]", cycles=6, heat_s=15, cool_s=5) + ADAPTIVE + burst
     plan = plan_run(write_file("p.yaml", protocol), rig_file)
     heats = [s for s in plan.schedule.segments if s.kind is SegmentKind.HEAT]
     second = [s for s in heats if s.setpoint_K == 386.0]
@@ -74,6 +76,10 @@ def test_a_resumed_adaptive_run_takes_up_its_rules_where_they_were(
         d for d in decisions if d["decision"] == "hold_ended" and int(d["segment"]) in after
     ]
     assert resumed_holds and any(d["reason"].startswith("switched") for d in resumed_holds)
+    # and nucleations still fire the fast camera
+    resumed_at = min(float(r["time_s"]) for r in rows if r["session"] == "1")
+    bursts = [b for b in read_bursts(out) if b.trigger_time_s >= resumed_at]
+    assert bursts
     # the second temperature's series counts the cycle done before the interruption
     done_before = [s.index for s in second if s.index in before]
     assert len(done_before) == 1
