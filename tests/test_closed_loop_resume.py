@@ -14,7 +14,9 @@ import numpy as np
 
 from tjump.protocol.schedule import SegmentKind
 from tjump.sequencer import FinishReason, open_run, plan_run, resume_run
+from tjump.sequencer.closed_loop import ClosedLoop
 from tjump.sequencer.history import live_history
+from tjump.sequencer.resume import open_resume
 from tjump.sequencer.runner import Runner
 from tjump.sim.rig import build_sim_rig
 from tjump.storage import RunDirectory
@@ -114,3 +116,43 @@ def test_live_rows_a_crash_lost_are_measured_again_from_the_frames(
     assert [r.frame for r in again.records] == [r.frame for r in whole.records]
     np.testing.assert_allclose(again.rows, whole.rows, atol=0.051)
     np.testing.assert_array_equal(again.baseline, whole.baseline)
+
+
+def test_the_suspender_counts_the_resumes_of_earlier_sessions(
+    write_file: WriteFile, tmp_path: Path
+) -> None:
+    """`max_resumes` holds for the whole run: a resumed session starts with the resumes
+    the suspender already made."""
+    suspend = (
+        "suspend: {band_K: 5, current_jump_fraction: 0.05, max_resumes: 2, resume_after_s: 1}\n"
+    )
+    rig_file = write_file("rig.yaml", rig_yaml(particles=10, references=2))
+    protocol = series_protocol(cycles=3, heat_s=8, cool_s=5) + suspend
+    plan = plan_run(write_file("p.yaml", protocol), rig_file)
+    out = tmp_path / "run"
+    with build_sim_rig(plan.rig) as rig:
+        runner = open_run(plan, out, rig=rig)
+        fault_at = plan.schedule.segments[1].first_frame + 30  # 3 s into the first heat
+        injected = [False]
+
+        def on_frame(_image: object, record: FrameRecord) -> None:
+            if record.schedule_frame == fault_at and not injected[0]:
+                injected[0] = True
+                rig.faults.current_factor = 0.8  # the film's resistance seems to jump
+            if record.segment == 3:
+                runner.abort()
+
+        runner.events.frame_acquired.connect(on_frame)
+        runner.events.state_changed.connect(
+            lambda state: setattr(rig.faults, "current_factor", 1.0) if state == "paused" else None
+        )
+        assert runner.run().status is FinishReason.ABORTED
+    with (out / DECISIONS_CSV).open(newline="") as f:
+        kinds = [d["decision"] for d in csv.DictReader(f)]
+    assert kinds == ["suspended", "resumed"]
+    session = open_resume(out)
+    loop = session.runner.policy
+    assert isinstance(loop, ClosedLoop) and loop.suspender is not None
+    assert loop.suspender.resumes == 1
+    session.runner.abort()  # nothing started; the rig is let go
+    session.runner.run()

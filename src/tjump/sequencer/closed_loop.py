@@ -210,6 +210,8 @@ class ClosedLoop(Sink):
             if heat is not None:
                 heat.hold_s = last[index].time_s + 1.0 / segment.frame_rate_hz - record.time_s
                 self._temperatures.setdefault(heat.key, _Temperature()).heats.append(heat)
+        if self.suspender is not None:  # at most max_resumes in the whole run
+            self.suspender.resumes = history.resumes
         for index in history.series_ended:
             if index in segments:
                 self._temperatures.setdefault(segments[index].field, _Temperature()).stopped = True

@@ -38,6 +38,7 @@ class LiveHistory:
     records: list[FrameRecord]  # frames of whole cycles, in the order they were taken
     rows: FloatArray  # their live intensities (records x particles)
     series_ended: frozenset[int]  # segments at which an adaptive series was ended
+    resumes: int  # times the suspender resumed the run
 
 
 def read_live_particles(run: Path) -> Detections | None:
@@ -80,21 +81,28 @@ def live_history(
             measured[k] = intensity[i]
     if lost:
         _measure_again(run, particles, pages, records, lost, measured)
-    return LiveHistory(particles, baseline, records, measured, _series_ended(run))
+    decisions = _decisions(run)
+    return LiveHistory(
+        particles,
+        baseline,
+        records,
+        measured,
+        frozenset(seg for kind, seg in decisions if kind == DecisionKind.SERIES_ENDED),
+        sum(kind == DecisionKind.RESUMED for kind, _ in decisions),
+    )
 
 
-def _series_ended(run: Path) -> frozenset[int]:
-    """Segments of the `series_ended` decisions in decisions.csv (a torn line is skipped)."""
+def _decisions(run: Path) -> list[tuple[str, int]]:
+    """(decision, segment) of every whole row of decisions.csv."""
     path = run / DECISIONS_CSV
     if not path.is_file():
-        return frozenset()
+        return []
     with path.open(newline="", encoding="utf-8") as f:
-        return frozenset(
-            int(row["segment"])
+        return [
+            (row["decision"], int(row["segment"]))
             for row in csv.DictReader(f)
-            if row.get("decision") == DecisionKind.SERIES_ENDED
-            and (row.get("segment") or "").lstrip("-").isdigit()
-        )
+            if row.get("decision") and (row.get("segment") or "").lstrip("-").isdigit()
+        ]
 
 
 def _read_live_traces(path: Path, particles: int) -> tuple[NDArray[np.int64], FloatArray]:
