@@ -59,8 +59,8 @@ def live_history(
     run: Path, rows: list[Row], pages: Mapping[int, Page], baseline_frames: int = 20
 ) -> LiveHistory | None:
     """The live view of `run` before this session: `rows` is its frames table (repaired),
-    `pages` its readable pages by frame number, `baseline_frames` the frames the first session found the
-    particles in. None for a run whose first session found no particles."""
+    `pages` its readable pages by frame number, `baseline_frames` the frames the first
+    session found the particles in. None for a run whose first session found no particles."""
     particles = read_live_particles(run)
     if particles is None or len(particles) == 0:
         return None
