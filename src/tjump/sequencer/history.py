@@ -65,9 +65,10 @@ def live_history(
     if particles is None or len(particles) == 0:
         return None
     numbers, intensity = _read_live_traces(run / LIVE_TRACES, len(particles))
-    if len(numbers) == 0:
+    first = intensity[numbers < baseline_frames]  # the frames the particles were found in
+    if len(first) == 0:
         return None
-    baseline = np.nanmean(intensity[:baseline_frames], axis=0)
+    baseline = np.nanmean(first, axis=0)
     whole = [r for r in rows if not r.get("interrupted") and not r.get("missing")]
     records = [FrameRecord(**{k: v for k, v in r.items() if k in _RECORD_FIELDS}) for r in whole]
     at = {int(n): i for i, n in enumerate(numbers)}
@@ -106,14 +107,20 @@ def _decisions(run: Path) -> list[tuple[str, int]]:
 
 
 def _read_live_traces(path: Path, particles: int) -> tuple[NDArray[np.int64], FloatArray]:
-    """Frame numbers and intensities of live-traces.csv (whole lines only)."""
-    if not path.is_file():
-        return np.zeros(0, dtype=np.int64), np.zeros((0, particles))
-    with path.open(newline="", encoding="utf-8") as f:
-        lines = [line for line in csv.reader(f) if len(line) == particles + 1]
-    body = [line for line in lines if line[0] != "frame"]
-    table = np.array(body, dtype=np.float64).reshape(-1, particles + 1)
-    return table[:, 0].astype(np.int64), table[:, 1:]
+    """Frame numbers and intensities of live-traces.csv; a line that is not a whole row of
+    numbers (torn, damaged) is left out, and its frame is measured again."""
+    table: list[list[float]] = []
+    if path.is_file():
+        with path.open(newline="", encoding="utf-8", errors="replace") as f:
+            for line in csv.reader(f):
+                if len(line) != particles + 1:
+                    continue
+                try:
+                    table.append([float(v) for v in line])
+                except ValueError:  # the header, or a damaged line
+                    continue
+    values = np.array(table, dtype=np.float64).reshape(-1, particles + 1)
+    return values[:, 0].astype(np.int64), values[:, 1:]
 
 
 def _measure_again(
