@@ -204,7 +204,8 @@ def test_devices_check_lists_every_device_and_leaves_them_off(write_file: WriteF
     result = CliRunner().invoke(app, ["devices", "check", "--rig", rig], env={"COLUMNS": "250"})
     assert result.exit_code == 0, result.output
     for text in ("generator", "DG1062Z", "load HighZ", "supply", "daq", "camera", "heater",
-                 "0 V, output off (read back)", "<= 480 K"):  # fmt: skip
+                 "0 V, output off (read back)", "<= 480 K", "fast camera (simulated)",
+                 "500 frames/s"):  # fmt: skip
         assert text in result.output
     verified = re.search(
         r"generator: verified identity; output OFF, DC 0 V, burst OFF, load HighZ \(read back\); "

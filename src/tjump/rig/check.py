@@ -62,6 +62,15 @@ def check_rig(config: RigConfig) -> list[CheckRow]:
             rows.extend(_supply_rows(config, rig.heater.supply, rig.heater))
             rows.append(_daq_row(rig.daq))
             rows.append(_camera_row(config, rig.camera))
+            if rig.fast_camera is not None:
+                rows.append(
+                    CheckRow(
+                        "fast camera",
+                        rig.fast_camera.name,
+                        "records around a trigger (bursts)",
+                        f"{rig.fast_camera.frame_rate_hz:g} frames/s",
+                    )
+                )
         return []
 
     problems = _checked("rig", whole_rig)
