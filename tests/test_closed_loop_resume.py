@@ -64,6 +64,9 @@ def test_a_resumed_adaptive_run_takes_up_its_rules_where_they_were(
     before = {seg for session, seg in taken if session == 0}
     after = {seg for session, seg in taken if session == 1}
     assert before and after and not before & after  # nothing done before is done again
+    (restored,) = [e for e in RunDirectory(out).log() if e["event"] == "closed_loop_restored"]
+    assert restored["heats"] == sum(s.index in before for s in heats)
+    assert restored["series_ended"] == 1 and restored["frames_measured_again"] == 0
     with (out / DECISIONS_CSV).open(newline="") as f:
         decisions = list(csv.DictReader(f))
     ended = {int(d["segment"]): d["reason"] for d in decisions if d["decision"] == "series_ended"}
@@ -115,6 +118,7 @@ def test_live_rows_a_crash_lost_are_measured_again_from_the_frames(
     again = live_history(out, rows, pages)
     assert again is not None
     assert [r.frame for r in again.records] == [r.frame for r in whole.records]
+    assert whole.measured_again == 0 and again.measured_again == 151
     np.testing.assert_allclose(again.rows, whole.rows, atol=0.051)
     np.testing.assert_array_equal(again.baseline, whole.baseline)
 

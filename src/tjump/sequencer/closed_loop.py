@@ -175,11 +175,12 @@ class ClosedLoop(Sink):
         if self._camera is not None and self._burst is not None:
             self._camera.arm(self._burst.pre_s, self._burst.post_s)
 
-    def restore(self, history: LiveHistory, whole: Schedule) -> None:
+    def restore(self, history: LiveHistory, whole: Schedule) -> dict[str, int]:
         """Take up a resumed run where its earlier sessions left off: their particles and
         whole cycles fed to the live detector, each adaptive heat's nucleation times and
         hold, and the temperatures whose series already ended (which stay ended); `whole`
-        is the run's whole schedule (this session's starts later)."""
+        is the run's whole schedule (this session's starts later). Returns what was taken
+        up, for the run's log."""
         particles = history.particles
         self._usable, self._xy = particles.usable, (particles.x, particles.y)
         self.detector = LiveDetector(history.baseline, particles.usable)
@@ -215,6 +216,13 @@ class ClosedLoop(Sink):
         for index in history.series_ended:
             if index in segments:
                 self._temperatures.setdefault(segments[index].field, _Temperature()).stopped = True
+        return {
+            "heats": self._heats_done,
+            "switched_particles": int(self._ever_switched.sum()),
+            "series_ended": sum(t.stopped for t in self._temperatures.values()),
+            "resumes": history.resumes,
+            "frames_measured_again": history.measured_again,
+        }
 
     # -- as a sink ---------------------------------------------------------------------
 

@@ -39,6 +39,7 @@ class LiveHistory:
     rows: FloatArray  # their live intensities (records x particles)
     series_ended: frozenset[int]  # segments at which an adaptive series was ended
     resumes: int  # times the suspender resumed the run
+    measured_again: int  # frames whose live row was lost, measured from their pages
 
 
 def read_live_particles(run: Path) -> Detections | None:
@@ -80,8 +81,7 @@ def live_history(
             lost.append(k)
         else:
             measured[k] = intensity[i]
-    if lost:
-        _measure_again(run, particles, pages, records, lost, measured)
+    again = _measure_again(run, particles, pages, records, lost, measured) if lost else 0
     decisions = _decisions(run)
     return LiveHistory(
         particles,
@@ -90,6 +90,7 @@ def live_history(
         measured,
         frozenset(seg for kind, seg in decisions if kind == DecisionKind.SERIES_ENDED),
         sum(kind == DecisionKind.RESUMED for kind, _ in decisions),
+        again,
     )
 
 
@@ -130,14 +131,14 @@ def _measure_again(
     records: list[FrameRecord],
     lost: list[int],
     out: FloatArray,
-) -> None:
-    """Intensities of the frames `lost` (indices into `records`) from their pages."""
+) -> int:
+    """Intensities of the frames `lost` (indices into `records`) from their pages; returns
+    how many were measured."""
     wanted = [(k, pages[records[k].frame]) for k in lost if records[k].frame in pages]
-    if not wanted:
-        return
     apertures: ApertureTraces | None = None
     frames = RunDirectory(run).iter_frames([page for _, page in wanted])
     for (k, _), image in zip(wanted, frames, strict=True):
         if apertures is None:
             apertures = ApertureTraces(particles.x, particles.y, image.shape)
         out[k] = apertures.measure(image)
+    return len(wanted)

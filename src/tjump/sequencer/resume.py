@@ -194,7 +194,7 @@ def open_resume(directory: Path | str) -> ResumeSession:
             protocol=plan.protocol,
         )
         if isinstance(runner.hooks, ClosedLoop) and history is not None:
-            runner.hooks.restore(history, plan.schedule)
+            writer.log("closed_loop_restored", **runner.hooks.restore(history, plan.schedule))
     except BaseException:
         rig.close()
         raise
