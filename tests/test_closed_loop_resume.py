@@ -22,7 +22,7 @@ from tjump.sim.rig import build_sim_rig
 from tjump.storage import RunDirectory
 from tjump.storage.bursts import read_bursts
 from tjump.storage.decisions import DECISIONS_CSV
-from tjump.storage.layout import FRAMES_CSV, LIVE_TRACES, FrameRecord
+from tjump.storage.layout import FRAMES_CSV, LIVE_PARTICLES, LIVE_TRACES, FrameRecord
 from tjump.storage.scan import read_table
 
 from conftest import rig_yaml, series_protocol
@@ -161,3 +161,27 @@ def test_the_suspender_counts_the_resumes_of_earlier_sessions(
     assert loop.suspender.resumes == 1
     session.runner.abort()  # nothing started; the rig is let go
     session.runner.run()
+
+
+def test_a_run_stopped_before_finding_its_particles_finds_them_when_resumed(
+    write_file: WriteFile, tmp_path: Path
+) -> None:
+    rig_file = write_file("rig.yaml", rig_yaml(particles=10, references=2))
+    protocol = series_protocol(cycles=2, heat_s=15, cool_s=5) + ADAPTIVE
+    plan = plan_run(write_file("p.yaml", protocol), rig_file)
+    out = tmp_path / "run"
+    with build_sim_rig(plan.rig) as rig:
+        runner = open_run(plan, out, rig=rig)
+
+        def stop_early(_image: object, record: FrameRecord) -> None:
+            if record.frame == 10:  # the particles are found in the first 20 frames
+                runner.abort()
+
+        runner.events.frame_acquired.connect(stop_early)
+        runner.run()
+    assert not (out / LIVE_PARTICLES).exists()
+    assert resume_run(out).status is FinishReason.COMPLETE
+    assert (out / LIVE_PARTICLES).is_file()
+    with (out / DECISIONS_CSV).open(newline="") as f:
+        holds = [d["reason"] for d in csv.DictReader(f) if d["decision"] == "hold_ended"]
+    assert any(reason.startswith("switched") for reason in holds)

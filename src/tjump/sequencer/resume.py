@@ -19,7 +19,7 @@ from tjump.sequencer.plan import plan_run
 from tjump.sequencer.runner import SEGMENT_FINISHED, SEGMENT_SKIPPED, Runner
 from tjump.sequencer.states import FinishReason
 from tjump.storage import RunDirectory
-from tjump.storage.layout import FRAMES_CSV, RUN_PROTOCOL, RUN_RIG
+from tjump.storage.layout import FRAMES_CSV, LIVE_PARTICLES, RUN_PROTOCOL, RUN_RIG
 from tjump.storage.repair import mark_segments, repair
 from tjump.storage.scan import Row, read_table
 from tjump.storage.verify import read_manifest, require_consistent
@@ -183,12 +183,15 @@ def open_resume(directory: Path | str) -> ResumeSession:
             first_frame=verdict.next_frame,
         )
         history = live_history(path, rows, verdict.pages)
+        found_before = (path / LIVE_PARTICLES).is_file()
         runner = make_runner(
             rig,
             schedule,
             writer,
             time_offset_s=offset,
-            online_traces=history is not None,  # of the first session's particles
+            # the first session's particles, or found now if it found none (ids must not
+            # change within a run: none if their earlier traces are unreadable)
+            online_traces=history is not None or not found_before,
             particles=history.particles if history is not None else None,
             own_rig=True,
             protocol=plan.protocol,
