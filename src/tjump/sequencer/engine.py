@@ -24,6 +24,10 @@ from tjump.sequencer.timing import KEEP_S, SETTLE_S, DaqHistory, PulseTrain, Tra
 from tjump.storage.layout import FrameRecord
 
 FRAME_TIMEOUT_S = 5.0
+# frames a virtual clock is let run ahead of the frames taken: a simulated camera renders
+# that far ahead, and the world's physics runs in batches (at most half the DAQ samples
+# kept, `KEEP_S`); a real clock runs by itself
+LOOKAHEAD_FRAMES = 48
 
 
 @dataclass(frozen=True)
@@ -128,7 +132,7 @@ class RigEngine:
         first_frame: int = 0,
         session: int = 0,
         time_offset_s: float = 0.0,
-        lookahead_frames: int = 16,
+        lookahead_frames: int = LOOKAHEAD_FRAMES,
         frame_timeout_s: float = FRAME_TIMEOUT_S,
         own_rig: bool = False,
         spare_frames: int = 0,
@@ -474,7 +478,7 @@ class RigEngine:
         """The film's temperature from V/I over the exposure, NaN where it cannot be read."""
         if self._film is None:
             return float("nan")
-        value = float(self._film.temperature_K(np.array([drive_V]), np.array([current_A]))[0])
+        value = float(self._film.temperature_K(np.asarray(drive_V), np.asarray(current_A)))
         return round(value, 3) if math.isfinite(value) else float("nan")
 
     def _place(self, frame: CameraFrame, expected: int, train: PulseTrain) -> int:

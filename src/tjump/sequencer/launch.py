@@ -28,7 +28,7 @@ from tjump.files import load_yaml
 from tjump.protocol import Protocol, Schedule
 from tjump.rig import Rig, build_rig
 from tjump.sequencer.closed_loop import build_closed_loop, redo_frames, uses_closed_loop
-from tjump.sequencer.engine import FRAME_TIMEOUT_S, RigEngine
+from tjump.sequencer.engine import FRAME_TIMEOUT_S, LOOKAHEAD_FRAMES, RigEngine
 from tjump.sequencer.events import RunResult
 from tjump.sequencer.plan import DEFAULT_RIG, RunPlan, default_output, plan_run
 from tjump.sequencer.runner import Runner, RunPolicy
@@ -59,7 +59,7 @@ def make_runner(
     policy: RunPolicy | None = None,
     watchdog_s: float = 30.0,
     frame_timeout_s: float = FRAME_TIMEOUT_S,
-    lookahead_frames: int = 16,
+    lookahead_frames: int = LOOKAHEAD_FRAMES,
     own_rig: bool = False,
     protocol: Protocol | None = None,
 ) -> Runner:
