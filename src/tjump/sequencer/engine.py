@@ -442,7 +442,8 @@ class RigEngine:
                 break
             session_index = train.sample_of(f)
             means = self._daq.mean(session_index, exposure_samples)
-            yield Samples(tuple(self._daq.drain()))
+            if self._daq.fresh:  # the frame that follows is the runner's sign of life
+                yield Samples(tuple(self._daq.drain()))
             drive_v, current = means[self._drive_column], means[self._current_column]
             if current > limits.max_current_A:
                 raise LimitError(

@@ -73,6 +73,7 @@ class Renderer:
         self.sensor = sensor
         self._sigma = optics.psf_fwhm_px / (2.0 * np.sqrt(2.0 * np.log(2.0)))
         self._max_adu = 2**sensor.bit_depth - 1
+        self._electrons_per_peak = self._electrons_at_full_peak()  # asked for every frame
         self._tables: dict[float, NDArray[np.uint16]] = {}
         hot_rng = np.random.default_rng([seed, 3])
         n_px = sensor.width * sensor.height
@@ -92,6 +93,9 @@ class Renderer:
 
     def electrons_per_peak_fraction(self) -> float:
         """Total photoelectrons of a centred particle whose peak pixel is full scale."""
+        return self._electrons_per_peak
+
+    def _electrons_at_full_peak(self) -> float:
         half = 0.5 / (np.sqrt(2.0) * self._sigma)
         peak_share = float(erf(half)) ** 2
         return float(self._max_adu * self.sensor.gain_e_per_adu / peak_share)

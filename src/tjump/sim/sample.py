@@ -208,8 +208,7 @@ class SampleKinetics:
         sco = self._sco
         cold = temps[None, :] < self.particles.reverse_K[sco, None]
         if cold.all() and not self.high_spin.any():  # nothing can switch: only forget
-            for i in sco[self.progress[sco] > 0]:
-                self._end_block(i, 0.0, was_reset=True)
+            self._end_blocks(sco, np.zeros(len(sco)), np.ones(len(sco), dtype=bool))
             return []
         ea, ln_a = (values[sco] for values in self.kinetic_parameters())
         ln_rate = ln_a[:, None] - ea[:, None] / (R_KJ_PER_MOL_K * temps[None, :])
@@ -247,8 +246,8 @@ class SampleKinetics:
             event = (up | (high & reset)) & pending[:, None]
             has_event = event.any(axis=1)
             first = np.argmax(event, axis=1)
-            for j in np.flatnonzero(pending & ~has_event):
-                self._end_block(sco[j], prog[j, -1], bool(reset[j].any()))
+            ended = np.flatnonzero(pending & ~has_event)
+            self._end_blocks(sco[ended], prog[ended, -1], reset[ended].any(axis=1))
             for j in np.flatnonzero(has_event):
                 i, k = int(sco[j]), int(first[j])
                 if self.high_spin[i]:
@@ -260,10 +259,14 @@ class SampleKinetics:
             pending = has_event & (start < n_ticks)
         return transitions
 
-    def _end_block(self, i: int, progress: float, was_reset: bool) -> None:
-        if was_reset and self.progress[i] > 0:
-            self.threshold[i] = self._draw_threshold(i)
-        self.progress[i] = 0.0 if self.high_spin[i] else progress
+    def _end_blocks(
+        self, ids: NDArray[np.intp], progress: FloatArray, was_reset: NDArray[np.bool_]
+    ) -> None:
+        """Particles `ids` went through the block without switching: a reset (cold) one
+        with progress draws a new threshold, the others keep their `progress`."""
+        for i in ids[was_reset & (self.progress[ids] > 0)]:
+            self.threshold[i] = self._draw_threshold(int(i))
+        self.progress[ids] = np.where(self.high_spin[ids], 0.0, progress)
 
     def _switch_up(
         self,

@@ -61,10 +61,14 @@ def write_atomic(path: Path, text: str) -> None:
     tmp.replace(path)
 
 
-def describe_page(record: FrameRecord) -> str:
-    """A page's description: its frames.csv row as JSON, so a page whose row a crash lost
-    gets it back, and a reader can check that a page is the frame its file name says."""
-    text = json.dumps(dict(zip(FRAME_COLUMNS, record.row(), strict=True)))
+_ENCODE = json.JSONEncoder().encode  # json.dumps's own encoder, without its argument checks
+
+
+def describe_page(row: tuple[object, ...]) -> str:
+    """A page's description: its frames.csv row (`FrameRecord.row`) as JSON, so a page
+    whose row a crash lost gets it back, and a reader can check that a page is the frame
+    its file name says."""
+    text = _ENCODE(dict(zip(FRAME_COLUMNS, row, strict=True)))
     return text.ljust(DESCRIPTION_BYTES)  # one length: pages evenly spaced, memory-mappable
 
 
@@ -158,8 +162,9 @@ class RunWriter:
             if self._pages is None or self._chunk_left == 0 or not self._pages.fits():
                 self._next_chunk(image.shape)
             assert self._pages is not None
-            self._pages.write(image, describe_page(record))
-            self._frames_out.writerow(record.row())
+            row = record.row()
+            self._pages.write(image, describe_page(row))
+            self._frames_out.writerow(row)
             self._frames_csv.flush()
         except OSError as e:
             raise StorageError(
