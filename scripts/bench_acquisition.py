@@ -3,10 +3,11 @@ TIFF pages on disk -> online traces, at 640 x 480 uint16 with 100 particles.
 
 What the figures measure. The simulator's renderer draws a 640 x 480 frame in about 3 ms
 of CPU, more than tjump spends on it, so a run that renders every frame measures the
-renderer. The goal figures therefore come from *replayed* frames: 200 frames the simulator
-rendered beforehand, which the simulated camera copies into MMCore's buffer in its own
-thread, one copy per trigger, as a real camera's driver does. Everything else is the
-normal simulated rig: the world's physics on the virtual clock, the DAQ, the heater's
+renderer. The goal figures therefore come from *replayed* frames (`SimWorld.replay`):
+200 frames the simulator rendered beforehand, which the simulated camera copies into
+MMCore's buffer in its own thread, one copy per trigger, as a real camera's driver does;
+the sample is then not simulated (its frames are not drawn). Everything else is the
+normal simulated rig: the heater's physics and the DAQ on the virtual clock, the heater's
 instruments over their sockets, and all of tjump (engine, run directory, live traces).
 The rendered figure is printed too, with the camera rendering in its own process as
 `tjump run` builds it, and that process's CPU per frame.
@@ -104,8 +105,7 @@ def full_path(folder: Path, frames: int, pool: np.ndarray | None) -> dict[str, f
     out = folder / f"run-{'replay' if pool is not None else 'rendered'}"
     children = _cpu_s(resource.RUSAGE_CHILDREN)
     with build_sim_rig(plan.rig, camera_process=pool is None) as rig:
-        if pool is not None:
-            rig.model.renderer = ReplayRenderer(pool)  # type: ignore[assignment]
+        rig.model.replay = pool  # None: the sample simulated and rendered
         start, cpu = time.perf_counter(), time.process_time()
         result = run_plan(plan, out, rig=rig)
         wall, cpu = time.perf_counter() - start, time.process_time() - cpu
@@ -123,21 +123,6 @@ def full_path(folder: Path, frames: int, pool: np.ndarray | None) -> dict[str, f
 def _cpu_s(who: int) -> float:
     usage = resource.getrusage(who)
     return usage.ru_utime + usage.ru_stime
-
-
-class ReplayRenderer:
-    """Stands in for the simulator's renderer: copies recorded frames in turn."""
-
-    def __init__(self, pool: np.ndarray) -> None:
-        self.pool = pool
-        self.count = 0
-
-    def render(self, scene: object, out: np.ndarray) -> None:
-        out[:] = self.pool[self.count % len(self.pool)]
-        self.count += 1
-
-    def electrons_per_peak_fraction(self) -> float:
-        return 1.0
 
 
 def rendered_pool(folder: Path, count: int) -> np.ndarray:

@@ -74,7 +74,7 @@ def test_daq_overflow(
 
     def overflowing_read() -> Any:
         calls["n"] += 1
-        if calls["n"] > 10:
+        if calls["n"] > 4:  # mid-run: the engine reads about once per 24 frames
             raise DeviceError(rig.daq.name, "input buffer overflowed: samples were lost")
         return read()
 

@@ -82,3 +82,22 @@ def test_the_renderer_process_imports_numpy_only() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("apart", [False, True])
+def test_replayed_frames_are_the_frames_on_disk(write_file: WriteFile, apart: bool) -> None:
+    """A benchmark's replay (`SimWorld.replay`): the camera serves the given frames in turn,
+    one per trigger, with or without a renderer process, and the run stores exactly them;
+    the sample is not simulated then."""
+    rig_file = write_file("rig.yaml", rig_yaml(width=48, height=32, particles=2, references=1))
+    protocol = write_file("p.yaml", series_protocol(cycles=1, heat_s=2, cool_s=1, baseline_s=1))
+    plan = plan_run(protocol, rig_file)
+    pool = np.random.default_rng(4).integers(0, 2**14, (7, 32, 48), dtype=np.uint16)
+    with build_sim_rig(plan.rig, camera_process=apart) as rig:
+        rig.model.replay = pool
+        result = run_plan(plan, protocol.parent / "out", rig=rig)
+        assert rig.model.transitions == []
+    assert (result.status, result.frames) == ("complete", plan.schedule.total_frames)
+    run = RunDirectory(protocol.parent / "out")
+    numbers = [int(r["camera_frame"]) for r in run.frames_table()]
+    assert np.array_equal(run.read_frames(), pool[np.array(numbers) % len(pool)])

@@ -1,7 +1,9 @@
 """The simulated camera: a pymmcore-plus unicore Python device, so frames travel through
 the real MMCore sequence machinery exactly as a lab camera's would. Its pixels are
 rendered in the application (deterministic, no process to start: tests) or, as a real
-camera's are, outside it (`RenderProcess`: what `tjump run` and the GUI use)."""
+camera's are, outside it (`RenderProcess`: what `tjump run` and the GUI use). For
+benchmarks, frames rendered beforehand can be replayed (`SimWorld.replay`): each trigger
+then costs the application one copy into MMCore's buffer, as a real camera's driver."""
 
 from __future__ import annotations
 
@@ -47,7 +49,7 @@ class SimCamera(CameraDevice):
         limit = n if n is not None else 2**63
         stop = getattr(threading.current_thread(), "stop_event", threading.Event())
         self.world.discard_stale_end()
-        if self.render_process is None:
+        if self.world.replay is not None or self.render_process is None:
             return self._rendered_here(limit, stop, get_buffer)
         return self._rendered_apart(self.render_process, limit, stop, get_buffer)
 
@@ -78,7 +80,11 @@ class SimCamera(CameraDevice):
             if scene is False:
                 continue
             assert isinstance(scene, Scene)
-            self.world.renderer.render(scene, get_buffer(shape, np.uint16))
+            replay = self.world.replay
+            if replay is None:
+                self.world.renderer.render(scene, get_buffer(shape, np.uint16))
+            else:
+                np.copyto(get_buffer(shape, np.uint16), replay[scene.index % len(replay)])
             taken += 1
             yield {FRAME_COUNTER_KEY: str(scene.index)}
 

@@ -247,7 +247,7 @@ class SampleKinetics:
             has_event = event.any(axis=1)
             first = np.argmax(event, axis=1)
             ended = np.flatnonzero(pending & ~has_event)
-            self._end_blocks(sco[ended], prog[ended, -1], reset[ended].any(axis=1))
+            self._end_blocks(sco[ended], prog[ended, -1], np.any(reset[ended], axis=1))
             for j in np.flatnonzero(has_event):
                 i, k = int(sco[j]), int(first[j])
                 if self.high_spin[i]:

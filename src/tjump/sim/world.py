@@ -59,6 +59,9 @@ class SimWorld:
         self.digital_lines: dict[str, bool] = {}
         self.digital_changes: list[tuple[str, bool]] = []  # every line set, in order
         self.faults = InjectedFaults()
+        # frames the camera serves in turn instead of the sample's (benchmarks: what the
+        # application costs without the renderer); the sample is then not simulated
+        self.replay: NDArray[np.uint16] | None = None
         self._lock = threading.RLock()
         self._tick = 0
         # (start time, each component's rise then, drive) of the last integrated stretch
@@ -186,7 +189,8 @@ class SimWorld:
         before = self.thermal.temperature()
         self._stretch = (self._tick * self.dt, self.thermal.state(), drive)
         temps = self.thermal.advance(drive, elapsed)
-        self.transitions.extend(self.kinetics.advance(times, temps, self.dt, before))
+        if self.replay is None:
+            self.transitions.extend(self.kinetics.advance(times, temps, self.dt, before))
         if self._daq_running:  # sample k is taken at the start of tick k
             sampled = np.concatenate([[before], temps[:-1]])
             film = self.thermal.film_voltage(drive, sampled)
@@ -207,6 +211,10 @@ class SimWorld:
         start = self._frame_start_tick(frame) * self.dt
         end = start + self.exposure_s
         p = self.particles
+        if self.replay is not None:  # the camera serves recorded frames: no sample to see
+            self.scenes.put(Scene(frame, start, self.exposure_s, p.x, p.y, p.peak_fraction))
+            self._frames_triggered += 1
+            return
         optics = self.config.optics
         scale = self.exposure_s * 1e3 / self.config.sensor.reference_exposure_ms
         # the focus follows the spot's temperature, averaged over the exposure
