@@ -10,20 +10,27 @@ them R/D times (symbolic links: the same work per run). Then:
 2. `tjump analyze FOLDER -o OUT` in a child process: the local Dask cluster, one worker per
    core, start-up included.
 
-Prints both wall times, the speed-up, each run's time inside the cluster, and a projection
-for N workers: start-up + ceil(R / N) x (one run alone), with the disk bandwidth N workers
-would need.
+Prints both wall times, the speed-up, processor seconds and page faults per run on each side
+(children included), each run's time inside the cluster, the serial part (cluster start-up
+with tjump imported in each worker, and the summary, measured apart), and a projection for N
+workers each on its own core: start-up + summary + ceil(R / N) x (a run's processor seconds
+in the cluster), with the disk bandwidth N workers would need. `--dask-malloc` also runs the
+cluster as it was before tjump kept glibc's allocator defaults in its workers.
 
     python scripts/bench_batch.py [--runs 20] [--frames 20000] [--distinct 4] [--workdir DIR]
+                                  [--dask-malloc]
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import importlib
 import math
 import os
+import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -31,9 +38,11 @@ import time
 from pathlib import Path
 
 from tjump.analysis.batch import BatchOptions, analyze_one
+from tjump.analysis.batch_summary import write_batch_summary
 
 ROOT = Path(__file__).resolve().parent.parent
 RIG = ROOT / "configs" / "rigs" / "sim-small.yaml"
+MALLOC = "MALLOC_TRIM_THRESHOLD_"
 
 
 def make_runs(folder: Path, distinct: int, frames: int) -> list[Path]:
@@ -65,12 +74,61 @@ def make_runs(folder: Path, distinct: int, frames: int) -> list[Path]:
     return runs
 
 
+def usage() -> tuple[float, int]:
+    """(processor seconds, minor page faults) of this process and its reaped children."""
+    me, kids = (
+        resource.getrusage(resource.RUSAGE_SELF),
+        resource.getrusage(resource.RUSAGE_CHILDREN),
+    )
+    cpu = me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+    return cpu, me.ru_minflt + kids.ru_minflt
+
+
+def cluster_overhead() -> float:
+    """Seconds to start the local cluster with tjump imported in every worker, and stop it."""
+    from distributed import Client
+
+    from tjump.cli.batch import local_cluster
+
+    t = time.perf_counter()
+    with local_cluster(None) as cluster, Client(cluster) as client:
+        client.run(importlib.import_module, "tjump.analysis.batch")
+    return time.perf_counter() - t
+
+
+def on_cluster(
+    folder: Path, out: Path, runs: int, env: dict[str, str]
+) -> tuple[float, float, int, list[float]]:
+    """`tjump analyze FOLDER -o OUT` in a child process: (wall, processor seconds, minor
+    faults, each run's seconds inside its worker)."""
+    cpu, faults = usage()
+    t = time.perf_counter()
+    subprocess.run(
+        [sys.executable, "-m", "tjump", "analyze", str(folder), "-o", str(out)],
+        check=True,
+        capture_output=True,
+        env=env,
+    )
+    wall = time.perf_counter() - t
+    cpu_after, faults_after = usage()
+    with (out / "runs.csv").open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert all(r["status"] == "ok" for r in rows) and len(rows) == runs
+    return wall, cpu_after - cpu, faults_after - faults, [float(r["seconds"]) for r in rows]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--frames", type=int, default=20_000)
     parser.add_argument("--distinct", type=int, default=4)
     parser.add_argument("--workdir", type=Path, default=None)
+    parser.add_argument(
+        "--dask-malloc",
+        action="store_true",
+        help="also run the cluster with Dask's own worker setting MALLOC_TRIM_THRESHOLD_=65536 "
+        "(what tjump used before)",
+    )
     args = parser.parse_args()
     base = Path(tempfile.mkdtemp(prefix="tjump-bench-batch-", dir=args.workdir))
     try:
@@ -83,53 +141,63 @@ def main() -> None:
         run_bytes = sum(p.stat().st_size for p in (distinct[0] / "frames").glob("*.tif"))
         cores = os.cpu_count() or 1
         print(
-            f"{args.runs} runs, {cores} cores; each run {run_bytes / 1e9:.2f} GB of TIFF; "
-            f"load average {os.getloadavg()}"
+            f"{args.runs} runs, {cores} cores; each run {run_bytes / 1e9:.2f} GB of TIFF "
+            f"(in the page cache: {len(distinct)} distinct runs); load average {os.getloadavg()}"
         )
 
+        cpu, faults = usage()
         t = time.perf_counter()
-        alone = []
+        outcomes = []
         for source in sources:
-            outcome = analyze_one(source, base / "serial" / source.name, BatchOptions())
-            assert outcome.ok, outcome.error
-            alone.append(outcome.seconds)
+            outcomes.append(analyze_one(source, base / "serial" / source.name, BatchOptions()))
+            assert outcomes[-1].ok, outcomes[-1].error
         serial = time.perf_counter() - t
+        cpu_after, faults_after = usage()
+        serial_cpu = (cpu_after - cpu) / args.runs
+        alone = [o.seconds for o in outcomes]
         print(
             f"one after another: {serial:.0f} s ({serial / args.runs:.1f} s a run, "
-            f"min {min(alone):.1f} s); load average {os.getloadavg()}"
-        )
-
-        out = base / "dask"
-        t = time.perf_counter()
-        subprocess.run(
-            [sys.executable, "-m", "tjump", "analyze", str(folder), "-o", str(out)],
-            check=True,
-            capture_output=True,
-        )
-        wall = time.perf_counter() - t
-        with (out / "runs.csv").open(newline="") as f:
-            rows = list(csv.DictReader(f))
-        assert all(r["status"] == "ok" for r in rows) and len(rows) == args.runs
-        inside = [float(r["seconds"]) for r in rows]
-        per_worker = sum(inside) / cores
-        startup = max(wall - per_worker, 0.0)
-        print(
-            f"local Dask cluster, {cores} workers: {wall:.0f} s wall = {serial / wall:.2f}x "
-            f"the serial time; a run takes {sum(inside) / len(inside):.1f} s inside a worker "
-            f"(vs {serial / args.runs:.1f} s alone), start-up and summary ~{startup:.0f} s; "
+            f"min {min(alone):.1f} s; {serial_cpu:.1f} CPU-s and "
+            f"{(faults_after - faults) / args.runs / 1e3:.0f} k page faults a run); "
             f"load average {os.getloadavg()}"
         )
-        one = min(alone)
-        serial_share = startup / (startup + sum(alone))
+        cpu, t = usage()[0], time.perf_counter()
+        write_batch_summary(outcomes, base / "serial", figures=True)
+        summary = time.perf_counter() - t
+        startup = cluster_overhead()
+        fixed_cpu = usage()[0] - cpu
         print(
-            "projection (each worker its own core; one run alone as measured above; the "
-            f"serial part, start-up and summary, is {100 * serial_share:.1f} % of the work):"
+            f"serial part: cluster start-up and stop {startup:.1f} s, summary {summary:.1f} s "
+            f"({fixed_cpu:.1f} CPU-s together)"
+        )
+
+        variants = [("tjump's workers", {k: v for k, v in os.environ.items() if k != MALLOC})]
+        if args.dask_malloc:
+            variants.insert(0, (f"Dask's {MALLOC}=65536", {**os.environ, MALLOC: "65536"}))
+        inside: list[float] = []
+        for k, (name, env) in enumerate(variants):
+            wall, cpu, faults, inside = on_cluster(folder, base / f"dask{k}", args.runs, env)
+            print(
+                f"local Dask cluster, {cores} workers, {name}: {wall:.0f} s wall = "
+                f"{serial / wall:.2f}x one after another; {cpu / args.runs:.1f} CPU-s and "
+                f"{faults / args.runs / 1e3:.0f} k page faults a run (vs {serial_cpu:.1f} alone); "
+                f"a run takes {statistics.median(inside):.1f} s inside a worker; "
+                f"load average {os.getloadavg()}"
+            )
+            shutil.rmtree(base / f"dask{k}", ignore_errors=True)
+        per_run = (cpu - fixed_cpu) / args.runs  # the last variant: what the command does now
+        fixed = startup + summary
+        print(
+            f"projection: each worker its own idle core, a run {per_run:.1f} CPU-s as measured in "
+            f"the cluster less the serial part's, start-up and summary {fixed:.0f} s; "
+            "one after another "
+            f"{args.runs * serial_cpu:.0f} s at {serial_cpu:.1f} CPU-s a run:"
         )
         for n in (2, 4, 8, 16, 32, 64):
-            wall_n = startup + math.ceil(args.runs / n) * one
+            wall_n = fixed + math.ceil(args.runs / n) * per_run
             print(
-                f"  {n:3d} workers: {wall_n:6.0f} s, {serial / wall_n:5.1f}x; disk read "
-                f"{min(n, args.runs) * run_bytes / one / 1e6:,.0f} MB/s"
+                f"  {n:3d} workers: {wall_n:6.0f} s, {args.runs * serial_cpu / wall_n:5.1f}x; "
+                f"disk read {min(n, args.runs) * run_bytes / per_run / 1e6:,.0f} MB/s"
             )
     finally:
         shutil.rmtree(base, ignore_errors=True)

@@ -4,6 +4,7 @@ without stopping the others, one summary across runs."""
 from __future__ import annotations
 
 import csv
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -147,3 +148,19 @@ def test_a_path_that_is_no_recording_is_named(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="empty is neither a recording"):
         find_recordings([tmp_path / "empty"])
     assert run_cli("analyze", str(tmp_path / "empty"), "-o", str(tmp_path / "o")) == 2
+
+
+def test_local_workers_keep_the_default_allocator_and_one_blas_thread(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Dask's MALLOC_TRIM_THRESHOLD_ made each run fault in 23x the pages it does alone."""
+    from distributed import Client
+
+    from tjump.cli.batch import local_cluster
+
+    monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_", raising=False)
+    with local_cluster(2) as cluster, Client(cluster) as client:
+        names = ("MALLOC_TRIM_THRESHOLD_", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+        seen = client.run(lambda: [os.environ.get(name) for name in names])
+        threads = {w.nthreads for w in cluster.scheduler.workers.values()}
+    assert list(seen.values()) == [[None, "1", "1"]] * 2 and threads == {1}

@@ -16,25 +16,40 @@ from tjump.cli.console import console
 from tjump.errors import InputError
 from tjump.storage.layout import BATCH_INDEX
 
+# Dask starts its workers with MALLOC_TRIM_THRESHOLD_=65536, which turns off glibc's
+# adaptive mmap threshold: then every array over 128 kB is a fresh mmap whose pages fault in
+# one by one: 23x the page faults of one run analysed alone and a third more processor
+# time (scripts/bench_batch.py). A run's task frees all it allocated when it ends, so the
+# workers keep glibc's defaults, as one process analysing runs one after another does.
+WORKER_CONFIG = {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}
+
+
+def local_cluster(workers: int | None) -> Any:
+    """A local cluster of worker processes, one a core, each one thread (the analysis is
+    NumPy and Python, holding the GIL in places) with one BLAS thread (Dask's default)."""
+    import dask
+    from distributed import LocalCluster
+
+    with dask.config.set(WORKER_CONFIG):  # read as the workers' nannies are made
+        return LocalCluster(
+            n_workers=workers or os.cpu_count() or 1,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+            silence_logs=logging.ERROR,
+        )
+
 
 def _client(scheduler: str | None, workers: int | None) -> Any:
-    """A client of the scheduler at `scheduler`, else of a new local cluster of worker
-    processes (one thread each: the analysis is NumPy and holds the GIL in places)."""
-    from distributed import Client, LocalCluster
+    """A client of the scheduler at `scheduler`, else of a new `local_cluster`."""
+    from distributed import Client
 
     if scheduler:
         try:
             return Client(scheduler, timeout="20s")
         except (OSError, TimeoutError) as e:
             raise InputError(f"--scheduler {scheduler}: no Dask scheduler answers ({e})") from e
-    cluster = LocalCluster(
-        n_workers=workers or os.cpu_count() or 1,
-        threads_per_worker=1,
-        processes=True,
-        dashboard_address=None,
-        silence_logs=logging.ERROR,
-    )
-    return Client(cluster)
+    return Client(local_cluster(workers))
 
 
 def analyze_many(
