@@ -3,12 +3,13 @@
 A run of N frames (default 10,000; or `--run RUN`, an existing one) at 640 x 480 with 100
 particles on the simulated rig; the disk's write and cold-read speed measured with a plain
 1 GB file (the baseline) before and after the export; `tjump export --ome-zarr` timed
-against it (synced); then the traces of every particle read by the analysis from the TIFFs
-and from the export, in turn, each with a cold page cache (posix_fadvise DONTNEED on every
-file of both), `--rounds` times, the medians compared. `--layouts` adds other tile sizes
-and codecs. Goals: export at least at the disk's write speed; traces >= 10x faster from the
-export (printed alone, and with what `tjump analyze` reads before them: opening the
-recording and the mean image for detection). Memory on long runs: scripts/bench_memory.py.
+against it (synced), and as it was before it read the TIFF pages past the page cache; then
+the traces of every particle read by the analysis from the TIFFs and from the export, in
+turn, each with a cold page cache (posix_fadvise DONTNEED on every file of both),
+`--rounds` times, the medians compared. `--layouts` adds other tile sizes and codecs.
+Goals: export at least at the disk's write speed; traces >= 10x faster from the export
+(printed alone, and with what `tjump analyze` reads before them: opening the recording and
+the mean image for detection). Memory on long runs: scripts/bench_memory.py.
 
     python scripts/bench_zarr.py [--frames 10000 | --run RUN] [--layouts] [--rounds 3]
                                  [--workdir DIR]
@@ -163,6 +164,22 @@ def read_traces(
     return end - start, time.process_time() - cpu, (read_bytes() - disk) / 1e6, end - t
 
 
+def export(run: Path, store: Path, layout: ZarrLayout, direct: bool = True) -> tuple[float, float]:
+    """(wall s, CPU s) of exporting `run` cold, synced; `direct=False`: the TIFF pages read
+    through the page cache, as before the export read them with O_DIRECT."""
+    drop_cache(run)
+    plain = RunDirectory.read_into
+    if not direct:
+        RunDirectory.read_into = lambda self, pages, out: plain(self, pages, out, direct=False)  # type: ignore[method-assign]
+    try:
+        t, cpu = time.perf_counter(), time.process_time()
+        export_ome_zarr(RunDirectory(run), store, layout)
+        os.sync()
+        return time.perf_counter() - t, time.process_time() - cpu
+    finally:
+        RunDirectory.read_into = plain  # type: ignore[method-assign]
+
+
 def bench_traces(
     folder: Path, frames: int, layouts: bool, source: Path | None, rounds: int
 ) -> None:
@@ -187,13 +204,17 @@ def bench_traces(
             ZarrLayout(time_chunk=1024, tile=4),
         ]
     raw_mb = rec.frames * FRAME_MB
-    for layout in choices:
+    for k, layout in enumerate(choices):
         store = folder / "run.ome.zarr"
-        drop_cache(run)
-        t, cpu = time.perf_counter(), time.process_time()
-        export_ome_zarr(RunDirectory(run), store, layout)
-        os.sync()
-        export_s, export_cpu = time.perf_counter() - t, time.process_time() - cpu
+        if k == 0:  # the export as before: the TIFF pages read through the page cache
+            before_s, before_cpu = export(run, store, layout, direct=False)
+            shutil.rmtree(store)
+            print(
+                f"  export as before (pages read through the page cache): {before_s:.1f} s = "
+                f"{raw_mb / before_s:.0f} MB/s of frames, synced; CPU {before_cpu:.1f} s; "
+                f"load {os.getloadavg()}"
+            )
+        export_s, export_cpu = export(run, store, layout)
         write_after = disk_speed(folder)[0]
         size = sum(p.stat().st_size for p in store.rglob("*") if p.is_file())
         print(

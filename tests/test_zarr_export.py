@@ -5,9 +5,11 @@ run directory."""
 from __future__ import annotations
 
 import csv
+import os
 import shutil
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -23,7 +25,7 @@ from tjump.analysis.zarr_recording import ShardBlock, TileBlock, ZarrRecording
 from tjump.cli import main
 from tjump.errors import InputError
 from tjump.sequencer import plan_run, run_plan
-from tjump.storage import RunDirectory
+from tjump.storage import RunDirectory, reader
 from tjump.storage.zarr_export import ZarrLayout, export_ome_zarr, open_image
 
 from conftest import rig_yaml, series_protocol
@@ -217,3 +219,33 @@ def test_analyze_names_what_is_missing_in_a_store(
     assert run_cli("analyze", str(store), "-o", str(tmp_path / "out")) == 2
     assert "no 'frames' table" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_frames_read_past_the_page_cache_are_the_frames(
+    run_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The export reads runs of pages with O_DIRECT in aligned pieces: every frame exactly,
+    in pieces of many pages or of one, with gaps between the pages asked for, and through
+    the page cache where the file system refuses O_DIRECT."""
+    run = RunDirectory(run_dir)
+    pages, frames = run.pages(), run.read_frames()
+    for piece in (reader.PIECE, reader.ALIGN):  # a piece of one page when it is too small
+        monkeypatch.setattr(reader, "PIECE", piece)
+        out = np.zeros_like(frames)
+        assert all(reader._read_direct(pages, out, out[0].nbytes))  # ext4 takes O_DIRECT
+        np.testing.assert_array_equal(out, frames)
+    out = np.zeros_like(frames[::3])
+    run.read_into(pages[::3], out)
+    np.testing.assert_array_equal(out, frames[::3])
+    plain_open = os.open
+
+    def refuse(path: Any, flags: int, *args: Any) -> int:
+        if flags & getattr(os, "O_DIRECT", 0):
+            raise OSError(22, "Invalid argument")
+        return plain_open(path, flags, *args)
+
+    monkeypatch.setattr(reader.os, "open", refuse)
+    out = np.zeros_like(frames)
+    assert not any(reader._read_direct(pages, out, out[0].nbytes))
+    run.read_into(pages, out)
+    np.testing.assert_array_equal(out, frames)
