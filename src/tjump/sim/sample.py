@@ -304,14 +304,15 @@ class SampleKinetics:
         self._changed_at[i], self._changed_to[i] = t, 0.0
         return Transition(i, t, False, float(temps[k]))
 
-    def mean_high_spin(self, start: float, end: float) -> FloatArray:
-        """Fraction of HS in each particle averaged over [start, end] (an exposure).
+    def mean_high_spin(self, start: float | FloatArray, end: float | FloatArray) -> FloatArray:
+        """Fraction of HS in each particle averaged over [start, end] (an exposure; with
+        columns of starts and ends, one row per exposure).
 
         Growth is a linear ramp over `growth_s` from the last transition."""
         g = self.particles.growth_s
         to = self._changed_to
 
-        def ramp_area(t: float) -> FloatArray:
+        def ramp_area(t: float | FloatArray) -> FloatArray:
             u = t - self._changed_at
             return np.asarray(np.where(u <= 0, 0.0, np.where(u < g, u * u / (2 * g), u - g / 2)))
 

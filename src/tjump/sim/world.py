@@ -170,16 +170,15 @@ class SimWorld:
             target = math.floor(t / self.dt + _EPS)
             while self._tick < target:
                 self._integrate(min(target - self._tick, _MAX_BLOCK_TICKS))
-                while self._triggering and self._tick >= self._exposure_end_tick():
-                    self._emit_scene()
+                self._emit_scenes()
 
     def _frame_start_tick(self, frame: int) -> int:
         return (
             self._trigger_start_tick + (frame - self._train_first_frame) * self._frame_period_ticks
         )
 
-    def _exposure_end_tick(self) -> int:
-        start = self._frame_start_tick(self._frames_triggered)
+    def _exposure_end_tick(self, frame: int) -> int:
+        start = self._frame_start_tick(frame)
         return start + max(1, math.ceil(self.exposure_s / self.dt - _EPS))
 
     def _integrate(self, n: int) -> None:
@@ -206,21 +205,33 @@ class SimWorld:
         t0, state, drive = self._stretch
         return self.thermal.mean_rise(state, drive, start - t0, end - t0)
 
-    def _emit_scene(self) -> None:
-        frame = self._frames_triggered
-        start = self._frame_start_tick(frame) * self.dt
-        end = start + self.exposure_s
+    def _emit_scenes(self) -> None:
+        """A scene for every exposure that has ended by now, all computed at once (the
+        sample's state is the same for them all: it changes only while integrating)."""
+        first = self._frames_triggered
+        frames = range(first, first)
+        while self._triggering and self._tick >= self._exposure_end_tick(frames.stop):
+            frames = range(first, frames.stop + 1)
+        if not frames:
+            return
+        starts = [self._frame_start_tick(frame) * self.dt for frame in frames]
         p = self.particles
         if self.replay is not None:  # the camera serves recorded frames: no sample to see
-            self.scenes.put(Scene(frame, start, self.exposure_s, p.x, p.y, p.peak_fraction))
-            self._frames_triggered += 1
+            for frame, start in zip(frames, starts, strict=True):
+                self.scenes.put(Scene(frame, start, self.exposure_s, p.x, p.y, p.peak_fraction))
+                self._frames_triggered = frame + 1
             return
         optics = self.config.optics
         scale = self.exposure_s * 1e3 / self.config.sensor.reference_exposure_ms
-        # the focus follows the spot's temperature, averaged over the exposure
-        rise = self._mean_rise(start, end)
-        focus = optics.focus_um_per_K * rise / optics.rayleigh_range_um
-        hs = self.kinetics.mean_high_spin(start, end)
+        ends = [start + self.exposure_s for start in starts]
+        # the focus follows the spot's temperature, averaged over each exposure
+        defocus, flicker = [], []
+        for start, end in zip(starts, ends, strict=True):
+            focus = optics.focus_um_per_K * self._mean_rise(start, end) / optics.rayleigh_range_um
+            defocus.append(1.0 + focus**2)
+            flicker.append(self._flicker.next(end))
+        column = np.array(ends)[:, None]  # frames x particles from here on
+        hs = self.kinetics.mean_high_spin(np.array(starts)[:, None], column)
         ablated = self.kinetics.ablation() * self.config.sample.ablation.dimming
         electrons = (
             p.peak_fraction
@@ -228,21 +239,14 @@ class SimWorld:
             * scale
             * (1.0 - p.hs_dimming * hs)
             * (1.0 - ablated)
-            / (1.0 + focus**2)
-            * self._flicker.next(end)
+            / np.array(defocus)[:, None]
+            * np.array(flicker)[:, None]
         )
         vx, vy = optics.lateral_drift_px_per_h
-        self.scenes.put(
-            Scene(
-                frame,
-                start,
-                self.exposure_s,
-                p.x + vx * end / 3600,
-                p.y + vy * end / 3600,
-                electrons,
-            )
-        )
-        self._frames_triggered += 1
+        x, y = p.x + vx * column / 3600, p.y + vy * column / 3600
+        for i, (frame, start) in enumerate(zip(frames, starts, strict=True)):
+            self.scenes.put(Scene(frame, start, self.exposure_s, x[i], y[i], electrons[i]))
+            self._frames_triggered = frame + 1  # as each trigger's exposure ends
 
     def temperature(self) -> float:
         """Current temperature of the heated spot (what no real rig can read directly)."""
