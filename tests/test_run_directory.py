@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -230,3 +231,22 @@ def test_a_repaired_run_with_lost_pages_exports_to_ome_zarr_by_frame_number(
     for plane, frame in enumerate(kept):
         np.testing.assert_array_equal(movie[plane], image(frame))
     assert root["frames/time_s"][:] == pytest.approx([f / FPS for f in kept])
+
+
+def test_the_final_status_is_written_after_the_data_reaches_the_disk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A power cut after a run ended must not leave `complete` beside lost rows or pages:
+    every data file, and the folders naming them, is synced before the last manifest."""
+    synced: list[str] = []
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        synced.append(Path(f"/proc/self/fd/{fd}").readlink().name)
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    make_run(tmp_path / "run", frames=10, chunk_frames=4)
+    last_manifest = len(synced) - 1 - synced[::-1].index("manifest.json.tmp")
+    before = set(synced[:last_manifest])
+    assert {"000008.tif", "frames.csv", "daq.csv", "log.jsonl", "frames", "run"} <= before

@@ -188,6 +188,23 @@ class RunWriter:
         self._pages = PageWriter(self._chunk_fd, (shape[0], shape[1]), DESCRIPTION_BYTES)
         self._chunk_left = self.chunk_frames
 
+    def _sync(self) -> None:
+        """Everything written so far onto the disk (pages, rows, samples, log, their folder
+        entries), so that the final status never outlives the data it describes: a power
+        cut after the run ended loses nothing."""
+        if self._chunk_fd is not None:
+            os.fsync(self._chunk_fd)
+        for f in (self._frames_csv, self._daq_csv, self._log, self._text_log, self._traces):
+            if f is not None and not f.closed:
+                f.flush()
+                os.fsync(f.fileno())
+        for folder in (self.directory / FRAMES_DIR, self.directory):
+            fd = os.open(folder, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+
     def _close_chunk(self) -> None:
         self._pages = None
         if self._chunk_fd is not None:
@@ -269,7 +286,7 @@ class RunWriter:
     def close(self, status: str, **fields: Any) -> None:
         """Finish every file and record the final status, as far as the disk allows:
         each step is tried even if one before it failed."""
-        steps = [self._close_chunk, self._flush_traces, self.flush_daq]
+        steps = [self._flush_traces, self.flush_daq, self._sync, self._close_chunk]
         files = (self._frames_csv, self._daq_csv, self._log, self._text_log, self._traces)
         steps += [f.close for f in files if f is not None]
         failures = []
