@@ -11,16 +11,13 @@ from numpy.typing import DTypeLike
 from pymmcore_plus.experimental.unicore import SimpleCameraDevice
 
 
-class CountingCamera(SimpleCameraDevice):
-    """32 x 40 px; each frame is filled with its number (modulo 2**16)."""
+class NumberedCamera(SimpleCameraDevice):
+    """A camera whose frames are each filled with their number (modulo 2**16)."""
 
-    def __init__(self) -> None:
+    def __init__(self, exposure_ms: float = 2.0) -> None:
         super().__init__()
-        self.exposure_ms = 2.0
+        self.exposure_ms = exposure_ms
         self.taken = 0
-
-    def sensor_shape(self) -> tuple[int, int]:
-        return (32, 40)
 
     def dtype(self) -> DTypeLike:
         return np.uint16
@@ -32,10 +29,20 @@ class CountingCamera(SimpleCameraDevice):
         self.exposure_ms = exposure
 
     def snap(self, buffer: np.ndarray) -> Mapping[str, str]:
-        time.sleep(self.exposure_ms / 1e3)  # frames at the camera's rate, as a real one
         buffer[:] = self.taken % 2**16
         self.taken += 1
         return {}
+
+
+class CountingCamera(NumberedCamera):
+    """32 x 40 px, at the rate its exposure allows, as a real camera."""
+
+    def sensor_shape(self) -> tuple[int, int]:
+        return (32, 40)
+
+    def snap(self, buffer: np.ndarray) -> Mapping[str, str]:
+        time.sleep(self.exposure_ms / 1e3)
+        return super().snap(buffer)
 
 
 class SlowCamera(CountingCamera):

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from tjump.protocol.schedule import SegmentKind
-from tjump.sequencer import FinishReason, open_run, plan_run, resume_run
+from tjump.sequencer import FinishReason, RunPlan, open_run, plan_run, resume_run
 from tjump.sequencer.closed_loop import ClosedLoop
 from tjump.sequencer.history import live_history
 from tjump.sequencer.resume import open_resume
@@ -35,6 +35,12 @@ ADAPTIVE = (
 )
 
 
+def plan_of(write_file: WriteFile, protocol: str) -> RunPlan:
+    """`protocol` on a simulated rig of 10 particles and 2 references."""
+    rig_file = write_file("rig.yaml", rig_yaml(particles=10, references=2))
+    return plan_run(write_file("p.yaml", protocol), rig_file)
+
+
 def abort_at_segment(runner: Runner, index: int) -> None:
     def on_frame(image: object, record: FrameRecord) -> None:
         if record.segment == index:
@@ -46,10 +52,9 @@ def abort_at_segment(runner: Runner, index: int) -> None:
 def test_a_resumed_adaptive_run_takes_up_its_rules_where_they_were(
     write_file: WriteFile, tmp_path: Path
 ) -> None:
-    rig_file = write_file("rig.yaml", rig_yaml(particles=10, references=2))
     burst = "burst: {trigger: any, pre_s: 1.0, post_s: 0.04}\n"
     protocol = series_protocol("[384.9, 386.0]", cycles=6, heat_s=15, cool_s=5) + ADAPTIVE + burst
-    plan = plan_run(write_file("p.yaml", protocol), rig_file)
+    plan = plan_of(write_file, protocol)
     heats = [s for s in plan.schedule.segments if s.kind is SegmentKind.HEAT]
     second = [s for s in heats if s.setpoint_K == 386.0]
     out = tmp_path / "run"
@@ -100,8 +105,7 @@ def test_live_rows_a_crash_lost_are_measured_again_from_the_frames(
 ) -> None:
     """Live traces reach the disk in blocks; the rows a crash lost come back from the
     pages, measured with the same apertures, to the written precision (0.1 count)."""
-    rig_file = write_file("rig.yaml", rig_yaml(particles=10, references=2))
-    plan = plan_run(write_file("p.yaml", series_protocol(cycles=3, heat_s=8, cool_s=4)), rig_file)
+    plan = plan_of(write_file, series_protocol(cycles=3, heat_s=8, cool_s=4))
     out = tmp_path / "run"
     with build_sim_rig(plan.rig) as rig:
         runner = open_run(plan, out, rig=rig)
@@ -131,9 +135,8 @@ def test_the_suspender_counts_the_resumes_of_earlier_sessions(
     suspend = (
         "suspend: {band_K: 5, current_jump_fraction: 0.05, max_resumes: 2, resume_after_s: 1}\n"
     )
-    rig_file = write_file("rig.yaml", rig_yaml(particles=10, references=2))
     protocol = series_protocol(cycles=3, heat_s=8, cool_s=5) + suspend
-    plan = plan_run(write_file("p.yaml", protocol), rig_file)
+    plan = plan_of(write_file, protocol)
     out = tmp_path / "run"
     with build_sim_rig(plan.rig) as rig:
         runner = open_run(plan, out, rig=rig)
@@ -166,9 +169,8 @@ def test_the_suspender_counts_the_resumes_of_earlier_sessions(
 def test_a_run_stopped_before_finding_its_particles_finds_them_when_resumed(
     write_file: WriteFile, tmp_path: Path
 ) -> None:
-    rig_file = write_file("rig.yaml", rig_yaml(particles=10, references=2))
     protocol = series_protocol(cycles=2, heat_s=15, cool_s=5) + ADAPTIVE
-    plan = plan_run(write_file("p.yaml", protocol), rig_file)
+    plan = plan_of(write_file, protocol)
     out = tmp_path / "run"
     with build_sim_rig(plan.rig) as rig:
         runner = open_run(plan, out, rig=rig)

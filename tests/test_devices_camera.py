@@ -7,41 +7,31 @@ from __future__ import annotations
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from pathlib import Path
 from unittest import mock
 
 import numpy as np
 import pymmcore
 import pytest
-from numpy.typing import DTypeLike
-from pymmcore_plus.experimental.unicore import SimpleCameraDevice, UniMMCore
+from pymmcore_plus.experimental.unicore import UniMMCore
 
 from tjump.devices.faults import DroppedFrames
 from tjump.devices.mmcamera import MicroManagerCamera
 from tjump.errors import DeviceError
 
+from mm_devices import NumberedCamera
 
-class BinningCamera(SimpleCameraDevice):
+
+class BinningCamera(NumberedCamera):
     """A 64 x 80 sensor with binning 1 or 2; each frame is filled with its number."""
 
     def __init__(self) -> None:
-        super().__init__()
+        super().__init__(exposure_ms=10.0)
         self.binning = 1
-        self.exposure_ms = 10.0
-        self.taken = 0
 
     def sensor_shape(self) -> tuple[int, int]:
         return (64 // self.binning, 80 // self.binning)
-
-    def dtype(self) -> DTypeLike:
-        return np.uint16
-
-    def get_exposure(self) -> float:
-        return self.exposure_ms
-
-    def set_exposure(self, exposure: float) -> None:
-        self.exposure_ms = exposure
 
     def get_binning(self) -> int:
         return self.binning
@@ -50,11 +40,6 @@ class BinningCamera(SimpleCameraDevice):
         if int(value) not in (1, 2):
             raise ValueError(f"binning {value} not supported")
         self.binning = int(value)
-
-    def snap(self, buffer: np.ndarray) -> Mapping[str, str]:
-        buffer[:] = self.taken
-        self.taken += 1
-        return {}
 
 
 @pytest.fixture
