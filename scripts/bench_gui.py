@@ -194,9 +194,14 @@ def in_child(src: Path, fps: int, args: argparse.Namespace, folder: Path) -> dic
                "--seconds", str(args.seconds), "--display-hz", str(args.display_hz),
                "--switch-interval", str(args.switch_interval)]  # fmt: skip
     done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        raise SystemExit(f"{fps} frames/s under {src} failed:\n{done.stderr[-3000:]}")
-    figures: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
+    lines = done.stdout.strip().splitlines()
+    if not lines or not lines[-1].startswith("{"):
+        raise SystemExit(
+            f"{fps} frames/s under {src} failed (exit code {done.returncode}):\n"
+            f"{done.stderr[-3000:]}"
+        )
+    figures: dict[str, float] = json.loads(lines[-1])
+    figures["exit_code"] = done.returncode  # a crash at exit, after the figures, is noted
     return figures
 
 
@@ -233,7 +238,8 @@ def main() -> None:
                     f" {r['behind_s']:>13.2f} s, {r['alone_behind_s']:.2f} s |"
                     f" {r['display_hz']:>5.1f} Hz, {r['deliveries_hz']:.1f} Hz |"
                     f" {100 * r['busy']:>5.1f} %, {100 * r['cpu']:.1f} % |"
-                    f" {os.getloadavg()[0]:.1f}",
+                    f" {os.getloadavg()[0]:.1f}"
+                    + (f" (exit code {r['exit_code']:g})" if r["exit_code"] else ""),
                     flush=True,
                 )
 
