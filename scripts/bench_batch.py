@@ -14,11 +14,12 @@ Prints both wall times, the speed-up, processor seconds and page faults per run 
 (children included), each run's time inside the cluster, the serial part (cluster start-up
 with tjump imported in each worker, and the summary, measured apart), and a projection for N
 workers each on its own core: start-up + summary + ceil(R / N) x (a run's processor seconds
-in the cluster), with the disk bandwidth N workers would need. `--dask-malloc` also runs the
-cluster as it was before tjump kept glibc's allocator defaults in its workers.
+in the cluster), with the disk bandwidth N workers would need. `--dask-defaults` also runs
+the runs on a local cluster as Dask makes it (its workers' MALLOC_TRIM_THRESHOLD_ and
+profiler), as tjump's was before it set `tjump.cli.batch.WORKER_CONFIG`.
 
     python scripts/bench_batch.py [--runs 20] [--frames 20000] [--distinct 4] [--workdir DIR]
-                                  [--dask-malloc]
+                                  [--dask-defaults]
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from __future__ import annotations
 import argparse
 import csv
 import importlib
+import logging
 import math
 import os
 import resource
@@ -37,7 +39,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from tjump.analysis.batch import BatchOptions, analyze_one
+from tjump.analysis.batch import BatchOptions, analyze_one, run_batch
 from tjump.analysis.batch_summary import write_batch_summary
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -117,6 +119,32 @@ def on_cluster(
     return wall, cpu_after - cpu, faults_after - faults, [float(r["seconds"]) for r in rows]
 
 
+def with_dask_defaults(sources: list[Path], out: Path) -> tuple[float, float, int, list[float]]:
+    """The same runs and summary on a local cluster as Dask makes it (as tjump's was before
+    `WORKER_CONFIG`), in this process: (wall, processor seconds, minor faults, each run's
+    seconds inside its worker)."""
+    from distributed import Client, LocalCluster
+
+    cpu, faults = usage()
+    t = time.perf_counter()
+    with (
+        LocalCluster(
+            n_workers=os.cpu_count() or 1,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+            silence_logs=logging.ERROR,
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+        outcomes = run_batch(sources, out, BatchOptions(), client)
+    write_batch_summary(outcomes, out, figures=True)
+    wall = time.perf_counter() - t
+    cpu_after, faults_after = usage()
+    assert all(o.ok for o in outcomes)
+    return wall, cpu_after - cpu, faults_after - faults, [o.seconds for o in outcomes]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=20)
@@ -124,10 +152,10 @@ def main() -> None:
     parser.add_argument("--distinct", type=int, default=4)
     parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument(
-        "--dask-malloc",
+        "--dask-defaults",
         action="store_true",
-        help="also run the cluster with Dask's own worker setting MALLOC_TRIM_THRESHOLD_=65536 "
-        "(what tjump used before)",
+        help="also run a local cluster as Dask makes it (its MALLOC_TRIM_THRESHOLD_=65536 and "
+        "worker profiler), as tjump's was before",
     )
     args = parser.parse_args()
     base = Path(tempfile.mkdtemp(prefix="tjump-bench-batch-", dir=args.workdir))
@@ -171,12 +199,15 @@ def main() -> None:
             f"({fixed_cpu:.1f} CPU-s together)"
         )
 
-        variants = [("tjump's workers", {k: v for k, v in os.environ.items() if k != MALLOC})]
-        if args.dask_malloc:
-            variants.insert(0, (f"Dask's {MALLOC}=65536", {**os.environ, MALLOC: "65536"}))
+        variants = ["Dask's defaults (before)"] if args.dask_defaults else []
+        variants.append("tjump's workers")
         inside: list[float] = []
-        for k, (name, env) in enumerate(variants):
-            wall, cpu, faults, inside = on_cluster(folder, base / f"dask{k}", args.runs, env)
+        for k, name in enumerate(variants):
+            if name.startswith("Dask"):
+                wall, cpu, faults, inside = with_dask_defaults(sources, base / f"dask{k}")
+            else:  # a Dask cluster in this process left its worker settings in os.environ
+                env = {k: v for k, v in os.environ.items() if k != MALLOC}
+                wall, cpu, faults, inside = on_cluster(folder, base / f"dask{k}", args.runs, env)
             print(
                 f"local Dask cluster, {cores} workers, {name}: {wall:.0f} s wall = "
                 f"{serial / wall:.2f}x one after another; {cpu / args.runs:.1f} CPU-s and "

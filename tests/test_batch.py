@@ -153,7 +153,9 @@ def test_a_path_that_is_no_recording_is_named(tmp_path: Path) -> None:
 def test_local_workers_keep_the_default_allocator_and_one_blas_thread(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Dask's MALLOC_TRIM_THRESHOLD_ made each run fault in 23x the pages it does alone."""
+    """Dask's MALLOC_TRIM_THRESHOLD_ made each run fault in 23x the pages it does alone;
+    its profiler sampled each worker's stack for a dashboard the local cluster has not."""
+    import dask
     from distributed import Client
 
     from tjump.cli.batch import local_cluster
@@ -162,5 +164,7 @@ def test_local_workers_keep_the_default_allocator_and_one_blas_thread(
     with local_cluster(2) as cluster, Client(cluster) as client:
         names = ("MALLOC_TRIM_THRESHOLD_", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS")
         seen = client.run(lambda: [os.environ.get(name) for name in names])
+        profiling = client.run(lambda: dask.config.get("distributed.worker.profile.enabled"))
         threads = {w.nthreads for w in cluster.scheduler.workers.values()}
     assert list(seen.values()) == [[None, "1", "1"]] * 2 and threads == {1}
+    assert list(profiling.values()) == [False, False]

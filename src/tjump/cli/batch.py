@@ -19,14 +19,20 @@ from tjump.storage.layout import BATCH_INDEX
 # Dask starts its workers with MALLOC_TRIM_THRESHOLD_=65536, which turns off glibc's
 # adaptive mmap threshold: then every array over 128 kB is a fresh mmap whose pages fault in
 # one by one: 23x the page faults of one run analysed alone and a third more processor
-# time (scripts/bench_batch.py). A run's task frees all it allocated when it ends, so the
-# workers keep glibc's defaults, as one process analysing runs one after another does.
-WORKER_CONFIG = {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}
+# time. A run's task frees all it allocated when it ends, so the workers keep glibc's
+# defaults, as one process analysing runs one after another does. Each worker's profiler
+# samples its thread's stack every 10 ms for the dashboard, which this cluster does not
+# serve: about a tenth of a run's processor time (scripts/bench_batch.py --dask-defaults).
+WORKER_CONFIG = {
+    "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None,
+    "distributed.worker.profile.enabled": False,
+}
 
 
 def local_cluster(workers: int | None) -> Any:
     """A local cluster of worker processes, one a core, each one thread (the analysis is
-    NumPy and Python, holding the GIL in places) with one BLAS thread (Dask's default)."""
+    NumPy and Python, holding the GIL in places) with one BLAS thread (Dask's default),
+    with `WORKER_CONFIG`."""
     import dask
     from distributed import LocalCluster
 
