@@ -15,7 +15,7 @@ import numpy as np
 from tjump.protocol.schedule import SegmentKind
 from tjump.sequencer import FinishReason, RunPlan, open_run, plan_run, resume_run
 from tjump.sequencer.closed_loop import ClosedLoop
-from tjump.sequencer.history import live_history
+from tjump.sequencer.history import live_history, read_live_particles
 from tjump.sequencer.resume import open_resume
 from tjump.sequencer.runner import Runner
 from tjump.sim.rig import build_sim_rig
@@ -113,13 +113,15 @@ def test_live_rows_a_crash_lost_are_measured_again_from_the_frames(
         runner.run()
     rows = read_table(out / FRAMES_CSV).rows
     pages = {page.frame: page for page in RunDirectory(out).pages()}
-    whole = live_history(out, rows, pages)
+    particles = read_live_particles(out)
+    assert particles is not None
+    whole = live_history(out, particles, rows, pages)
     assert whole is not None and len(whole.records) == len(rows)  # aborted: none cut yet
     traces = out / LIVE_TRACES
     lines = traces.read_text().splitlines(keepends=True)
     lines[40] = "59,12.5,abc\n"  # a damaged line: measured again too
     traces.write_text("".join(lines[:-150]))  # the last block and a half never written
-    again = live_history(out, rows, pages)
+    again = live_history(out, particles, rows, pages)
     assert again is not None
     assert [r.frame for r in again.records] == [r.frame for r in whole.records]
     assert whole.measured_again == 0 and again.measured_again == 151

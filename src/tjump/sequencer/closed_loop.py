@@ -195,11 +195,8 @@ class ClosedLoop(Sink):
             first.setdefault(segment.index, record)
             last[segment.index] = record
             step = series_step(self.protocol, segment)
-            adaptive = step is not None and (step.adaptive_cycles or step.adaptive_hold)
-            if segment.kind is SegmentKind.HEAT and adaptive:
-                self._heat_rows.setdefault(
-                    segment.index, _Heat(segment.field, np.full(len(particles), np.nan))
-                )
+            if segment.kind is SegmentKind.HEAT and step is not None:
+                self._open_heat(segment, step)
             for event in self.detector.add_record(record, row).events:
                 self._count_nucleation(event.particle, event.segment, event.nucleation_s)
         for index, record in first.items():
@@ -209,8 +206,8 @@ class ClosedLoop(Sink):
             self._heats_done += 1
             heat = self._heat_rows.get(index)
             if heat is not None:
-                heat.hold_s = last[index].time_s + 1.0 / segment.frame_rate_hz - record.time_s
-                self._temperatures.setdefault(heat.key, _Temperature()).heats.append(heat)
+                held = last[index].time_s + 1.0 / segment.frame_rate_hz - record.time_s
+                self._keep_heat(heat, held)
         if self.suspender is not None:  # at most max_resumes in the whole run
             self.suspender.resumes = history.resumes
         for index in history.series_ended:
@@ -323,10 +320,7 @@ class ClosedLoop(Sink):
             return self._cool(segment, step, step.adaptive_cool, record, start, expected)
         if segment.kind is not SegmentKind.HEAT or step is None:
             return Decision.CONTINUE
-        adaptive = step.adaptive_cycles is not None or step.adaptive_hold is not None
-        if adaptive and segment.index not in self._heat_rows:
-            n = len(self._ever_switched) if self._ever_switched is not None else 0
-            self._heat_rows[segment.index] = _Heat(segment.field, np.full(n, np.nan))
+        self._open_heat(segment, step)
         hold = step.adaptive_hold
         if hold is None or self.detector is None or segment.index in self._ended:
             return Decision.CONTINUE  # (ended: frames exposed before the cut took effect)
@@ -369,8 +363,7 @@ class ClosedLoop(Sink):
             else float("nan")
         )
         if heat is not None and start is not None and last is not None:
-            heat.hold_s = length
-            self._temperatures.setdefault(heat.key, _Temperature()).heats.append(heat)
+            self._keep_heat(heat, length)
             if step is not None and length >= step.heat_s - half_frame and not ended:
                 self._decide(
                     DecisionKind.HOLD_ENDED,
@@ -420,6 +413,18 @@ class ClosedLoop(Sink):
         return f"suspension: {last.reason}" if last is not None else "suspension"
 
     # -- inside ------------------------------------------------------------------------
+
+    def _open_heat(self, segment: Segment, step: SeriesStep) -> None:
+        """An adaptive heat's row of nucleation times, made at its first frame."""
+        adaptive = step.adaptive_cycles is not None or step.adaptive_hold is not None
+        if adaptive and segment.index not in self._heat_rows:
+            n = len(self._ever_switched) if self._ever_switched is not None else 0
+            self._heat_rows[segment.index] = _Heat(segment.field, np.full(n, np.nan))
+
+    def _keep_heat(self, heat: _Heat, hold_s: float) -> None:
+        """A heat over after `hold_s`: one more for its temperature's series decision."""
+        heat.hold_s = hold_s
+        self._temperatures.setdefault(heat.key, _Temperature()).heats.append(heat)
 
     def _tracked(self) -> NDArray[np.bool_]:
         """The particles that count: usable, and (after a few heats) seen to switch."""

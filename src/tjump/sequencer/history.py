@@ -20,8 +20,9 @@ from tjump.analysis import Detections
 from tjump.analysis.traces import ApertureTraces
 from tjump.errors import InputError
 from tjump.sequencer.decisions import DecisionKind
+from tjump.sequencer.sinks import BASELINE_FRAMES
 from tjump.storage import RunDirectory
-from tjump.storage.decisions import DECISIONS_CSV
+from tjump.storage.decisions import read_decisions
 from tjump.storage.layout import LIVE_PARTICLES, LIVE_TRACES, FrameRecord
 from tjump.storage.scan import Page, Row
 
@@ -57,13 +58,17 @@ def read_live_particles(run: Path) -> Detections | None:
 
 
 def live_history(
-    run: Path, rows: list[Row], pages: Mapping[int, Page], baseline_frames: int = 20
+    run: Path,
+    particles: Detections,
+    rows: list[Row],
+    pages: Mapping[int, Page],
+    baseline_frames: int = BASELINE_FRAMES,
 ) -> LiveHistory | None:
-    """The live view of `run` before this session: `rows` is its frames table (repaired),
-    `pages` its readable pages by frame number, `baseline_frames` the frames the first
-    session found the particles in. None for a run whose first session found no particles."""
-    particles = read_live_particles(run)
-    if particles is None or len(particles) == 0:
+    """The live view of `run` before this session: `particles` are those its first
+    session found (`read_live_particles`), `rows` its frames table (repaired), `pages` its
+    readable pages by frame number, `baseline_frames` the frames the particles were found
+    in. None when the live traces of those frames cannot be read."""
+    if len(particles) == 0:
         return None
     numbers, intensity = _read_live_traces(run / LIVE_TRACES, len(particles))
     first = intensity[numbers < baseline_frames]  # the frames the particles were found in
@@ -82,29 +87,20 @@ def live_history(
         else:
             measured[k] = intensity[i]
     again = _measure_again(run, particles, pages, records, lost, measured) if lost else 0
-    decisions = _decisions(run)
+    decisions = read_decisions(run)
     return LiveHistory(
         particles,
         baseline,
         records,
         measured,
-        frozenset(seg for kind, seg in decisions if kind == DecisionKind.SERIES_ENDED),
-        sum(kind == DecisionKind.RESUMED for kind, _ in decisions),
+        frozenset(
+            int(d["segment"])
+            for d in decisions
+            if d["decision"] == DecisionKind.SERIES_ENDED and d["segment"].lstrip("-").isdigit()
+        ),
+        sum(d["decision"] == DecisionKind.RESUMED for d in decisions),
         again,
     )
-
-
-def _decisions(run: Path) -> list[tuple[str, int]]:
-    """(decision, segment) of every whole row of decisions.csv."""
-    path = run / DECISIONS_CSV
-    if not path.is_file():
-        return []
-    with path.open(newline="", encoding="utf-8") as f:
-        return [
-            (row["decision"], int(row["segment"]))
-            for row in csv.DictReader(f)
-            if row.get("decision") and (row.get("segment") or "").lstrip("-").isdigit()
-        ]
 
 
 def _read_live_traces(path: Path, particles: int) -> tuple[NDArray[np.int64], FloatArray]:

@@ -32,7 +32,13 @@ from tjump.sequencer.engine import FRAME_TIMEOUT_S, LOOKAHEAD_FRAMES, RigEngine
 from tjump.sequencer.events import RunResult
 from tjump.sequencer.plan import DEFAULT_RIG, RunPlan, default_output, plan_run
 from tjump.sequencer.runner import Runner, RunPolicy
-from tjump.sequencer.sinks import LiveTraces, RunDirectorySink, Sink, simulation_sinks
+from tjump.sequencer.sinks import (
+    BASELINE_FRAMES,
+    LiveTraces,
+    RunDirectorySink,
+    Sink,
+    simulation_sinks,
+)
 from tjump.storage.layout import (
     INPUT_FILES,
     RUN_CALIBRATION,
@@ -53,7 +59,7 @@ def make_runner(
     *,
     time_offset_s: float = 0.0,
     online_traces: bool = True,
-    baseline_frames: int = 20,
+    baseline_frames: int = BASELINE_FRAMES,
     particles: Detections | None = None,
     sinks: Sequence[Sink] = (),
     policy: RunPolicy | None = None,

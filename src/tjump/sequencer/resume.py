@@ -13,13 +13,13 @@ from tjump.protocol.schedule import SegmentKind
 from tjump.rig import build_rig
 from tjump.sequencer.closed_loop import ClosedLoop
 from tjump.sequencer.events import RunResult
-from tjump.sequencer.history import live_history
+from tjump.sequencer.history import live_history, read_live_particles
 from tjump.sequencer.launch import make_runner
 from tjump.sequencer.plan import plan_run
 from tjump.sequencer.runner import SEGMENT_FINISHED, SEGMENT_SKIPPED, Runner
 from tjump.sequencer.states import FinishReason
 from tjump.storage import RunDirectory
-from tjump.storage.layout import FRAMES_CSV, LIVE_PARTICLES, RUN_PROTOCOL, RUN_RIG
+from tjump.storage.layout import FRAMES_CSV, RUN_PROTOCOL, RUN_RIG
 from tjump.storage.repair import mark_segments, repair
 from tjump.storage.scan import Row, read_table
 from tjump.storage.verify import read_manifest, require_consistent
@@ -182,8 +182,8 @@ def open_resume(directory: Path | str) -> ResumeSession:
             frames_before=frames_done,
             first_frame=verdict.next_frame,
         )
-        history = live_history(path, rows, verdict.pages)
-        found_before = (path / LIVE_PARTICLES).is_file()
+        found = read_live_particles(path)
+        history = live_history(path, found, rows, verdict.pages) if found is not None else None
         runner = make_runner(
             rig,
             schedule,
@@ -191,7 +191,7 @@ def open_resume(directory: Path | str) -> ResumeSession:
             time_offset_s=offset,
             # the first session's particles, or found now if it found none (ids must not
             # change within a run: none if their earlier traces are unreadable)
-            online_traces=history is not None or not found_before,
+            online_traces=history is not None or found is None,
             particles=history.particles if history is not None else None,
             own_rig=True,
             protocol=plan.protocol,

@@ -110,11 +110,16 @@ class TracesUpdate:
     rows: NDArray[np.float64]  # intensities, frames x particles
 
 
+BASELINE_FRAMES = 20  # frames the live particles are found in, at a run's start
+
+
 class LiveTraces:
     """Online traces: detect in the first `baseline_frames` frames (or take `particles`
     found before, a resumed run's), then one row of intensities per frame."""
 
-    def __init__(self, baseline_frames: int = 20, particles: Detections | None = None) -> None:
+    def __init__(
+        self, baseline_frames: int = BASELINE_FRAMES, particles: Detections | None = None
+    ) -> None:
         self._traces = (
             OnlineTraces.of(particles) if particles is not None else OnlineTraces(baseline_frames)
         )

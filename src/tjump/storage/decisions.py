@@ -38,3 +38,13 @@ class DecisionTable:
         if self._file is not None:
             self._file.close()
             self._file = None
+
+
+def read_decisions(run_dir: Path) -> list[dict[str, str]]:
+    """The whole rows of a run's decisions.csv (none without one; a line a crash cut
+    short is left out)."""
+    path = run_dir / DECISIONS_CSV
+    if not path.is_file():
+        return []
+    with path.open(newline="", encoding="utf-8") as f:
+        return [row for row in csv.DictReader(f) if all(row.get(c) for c in DECISION_COLUMNS)]
