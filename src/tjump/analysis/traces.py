@@ -121,7 +121,6 @@ class _Apertures:
         self.disc = rr <= radius
         self.ring = (rr >= ring[0]) & (rr <= ring[1])
         self.shape = shape
-        self._cache: dict[tuple[int, int], NDArray[np.float32]] = {}
 
     def indices(
         self, cx: NDArray[np.intp], cy: NDArray[np.intp]
@@ -131,23 +130,22 @@ class _Apertures:
         cols = np.clip(cx[:, None] + self.dx[None, :], 0, w - 1)
         return rows, cols
 
-    def weights(self, cx: int, cy: int, baseline: FloatArray) -> NDArray[np.float32]:
-        """(pixels, 2): column 0 sums the disc minus its background, column 1 gives the
-        background per pixel."""
-        key = (cx, cy)
-        if key not in self._cache:
-            rows, cols = self.indices(np.array([cx]), np.array([cy]))
-            values = baseline[rows[0], cols[0]]
-            ring_values = values[self.ring]
-            middle = float(np.median(ring_values))
-            spread = 1.4826 * float(np.median(np.abs(ring_values - middle))) + 1e-6
-            clean = self.ring & (np.abs(values - middle) <= 4.0 * spread + 1e-9)
-            if clean.sum() < 8:
-                clean = self.ring
-            background = clean / clean.sum()
-            disc_net = self.disc - self.disc.sum() * background
-            self._cache[key] = np.stack([disc_net, background], axis=1).astype(np.float32)
-        return self._cache[key]
+    def weights(
+        self, cx: NDArray[np.intp], cy: NDArray[np.intp], baseline: FloatArray
+    ) -> NDArray[np.float32]:
+        """(particles, pixels, 2), for every particle at once: column 0 sums the disc minus
+        its background, column 1 gives the background per pixel."""
+        rows, cols = self.indices(cx, cy)
+        values = baseline[rows, cols]
+        ring_values = values[:, self.ring]
+        middle = np.median(ring_values, axis=1)
+        spread = 1.4826 * np.median(np.abs(ring_values - middle[:, None]), axis=1) + 1e-6
+        near = np.abs(values - middle[:, None]) <= (4.0 * spread + 1e-9)[:, None]
+        clean = self.ring[None, :] & near
+        clean[clean.sum(axis=1) < 8] = self.ring  # too few clean pixels: the whole ring
+        background = clean / clean.sum(axis=1, keepdims=True)
+        disc_net = self.disc[None, :] - self.disc.sum() * background
+        return np.stack([disc_net, background], axis=2).astype(np.float32)
 
 
 @dataclass(frozen=True)
@@ -213,7 +211,7 @@ def extract_traces(
         xs.append(px)
         ys.append(py)
         rows, cols = apertures.indices(cx, cy)
-        w = np.stack([apertures.weights(int(cx[i]), int(cy[i]), baseline) for i in range(n)])
+        w = apertures.weights(cx, cy, baseline)
         out, mean = _measure(block, rows, cols, w, max(t // 50, 1))
         intensity[start : start + t] = out[:, 0].T
         background[start : start + t] = out[:, 1].T
