@@ -202,6 +202,7 @@ def bench_traces(
             ZarrLayout(cname="zstd", clevel=1),  # the earlier codec: 1.6x smaller
             ZarrLayout(cname="blosclz"),
             ZarrLayout(time_chunk=1024, tile=4),
+            ZarrLayout(time_last=False),  # chunks (t, y, x), as exports before session 20
         ]
     raw_mb = rec.frames * FRAME_MB
     for k, layout in enumerate(choices):
@@ -218,7 +219,8 @@ def bench_traces(
         write_after = disk_speed(folder)[0]
         size = sum(p.stat().st_size for p in store.rglob("*") if p.is_file())
         print(
-            f"OME-Zarr {layout.time_chunk} frames x {layout.tile} px, blosc {layout.cname} "
+            f"OME-Zarr {layout.time_chunk} frames x {layout.tile} px, "
+            f"{'time-last' if layout.time_last else '(t, y, x)'} chunks, blosc {layout.cname} "
             f"{layout.clevel} {layout.shuffle}: {tiff_bytes / size:.1f}x smaller than the TIFFs"
         )
         print(

@@ -95,7 +95,7 @@ def test_tiles_are_long_in_time_small_in_space_and_compressed(exported: Path) ->
     assert array.chunks == (1024, 8, 8)
     assert array.shards == (1024, 64, 72)  # whole frames, rounded up to whole tiles
     codecs = str(array.metadata.codecs)
-    assert "lz4" in codecs and "shuffle" in codecs
+    assert "lz4" in codecs and "shuffle" in codecs and "TransposeCodec(order=(1, 2, 0))" in codecs
     stored = sum(f.stat().st_size for f in (exported / "0").rglob("*") if f.is_file())
     assert stored < array.nbytes / 1.5
 
@@ -126,10 +126,13 @@ def test_analysis_of_the_export_equals_the_run_directory(run_dir: Path, exported
     assert from_zarr.recording.pixel_size_um == pytest.approx(0.37)
 
 
-def test_streamed_in_blocks_with_progress_and_other_layouts(run_dir: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("time_last", [True, False])  # False: as exports before wrote them
+def test_streamed_in_blocks_with_progress_and_other_layouts(
+    run_dir: Path, tmp_path: Path, time_last: bool
+) -> None:
     calls: list[tuple[int, int]] = []
     target = tmp_path / "small-tiles.zarr"
-    layout = ZarrLayout(time_chunk=64, tile=8, cname="lz4", shuffle="bitshuffle")
+    layout = ZarrLayout(64, tile=8, cname="lz4", shuffle="bitshuffle", time_last=time_last)
     count = export_ome_zarr(
         RunDirectory(run_dir), target, layout, lambda d, t: calls.append((d, t))
     )
@@ -139,6 +142,7 @@ def test_streamed_in_blocks_with_progress_and_other_layouts(run_dir: Path, tmp_p
     rec = open_recording(target)
     assert isinstance(rec, ZarrRecording)
     assert (rec.time_chunk, rec.tile) == (64, (8, 8))
+    assert rec.sharded is not None and rec.sharded.time_last is time_last
     assert [start for start, _ in rec.blocks()] == list(range(0, count, 64))
     np.testing.assert_allclose(rec.mean_image(5, 30), frames[5:35].mean(axis=0))
     np.testing.assert_allclose(rec.mean_image(50, 30), frames[50:80].mean(axis=0))  # 2 shards

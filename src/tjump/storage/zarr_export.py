@@ -31,13 +31,13 @@ import numpy as np
 import tensorstore as ts
 import zarr
 from numpy.typing import NDArray
-from zarr.codecs import BloscCname, BloscCodec, BloscShuffle
+from zarr.codecs import BloscCname, BloscCodec, BloscShuffle, TransposeCodec
 
 from tjump.errors import InputError
 from tjump.storage.layout import FRAMES_CSV
 from tjump.storage.reader import RunDirectory
 from tjump.storage.scan import Page
-from tjump.storage.shards import ShardGeometry, blosc, write_shard
+from tjump.storage.shards import TIME_LAST, ShardGeometry, blosc, write_shard
 from tjump.storage.table import read_columns
 
 IMAGE = "0"
@@ -54,6 +54,7 @@ class ZarrLayout:
     cname: str = "lz4"  # zstd 1: 1.6x smaller, but 3x slower to decompress, 2.5x to compress
     clevel: int = 5
     shuffle: str = "shuffle"  # blosc's byte shuffle; "bitshuffle" or "noshuffle"
+    time_last: bool = True  # each tile stored pixel by pixel, a pixel's frames in a row
 
 
 def export_ome_zarr(
@@ -124,6 +125,7 @@ def _create_image(root: zarr.Group, shape: tuple[int, int, int], layout: ZarrLay
         dtype="uint16",
         chunks=(layout.time_chunk, tile, tile),
         shards=shard,
+        filters=[TransposeCodec(order=TIME_LAST)] if layout.time_last else None,
         compressors=BloscCodec(
             cname=BloscCname(layout.cname),
             clevel=layout.clevel,
@@ -166,6 +168,7 @@ def _attributes(
                 "time_chunk": layout.time_chunk,
                 "tile": layout.tile,
                 "compressor": f"blosc {layout.cname} level {layout.clevel} {layout.shuffle}",
+                "time_last": layout.time_last,
             },
             "manifest": manifest,
         },
@@ -183,7 +186,7 @@ def _write_image(
     """The image's shards, one per block of frames: a reader thread fills one block's
     buffer from the TIFFs while the pool compresses and writes the previous block."""
     frames = layout.time_chunk
-    geometry = ShardGeometry(frames, *shape, layout.tile, layout.tile)
+    geometry = ShardGeometry(frames, *shape, layout.tile, layout.tile, layout.time_last)
     codec = blosc(layout.cname, layout.clevel, layout.shuffle)
     buffers = [np.empty((frames, *shape), dtype=np.uint16) for _ in range(2)]
     starts = list(range(0, len(pages), frames))
