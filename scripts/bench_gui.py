@@ -219,8 +219,14 @@ def main() -> None:
         app = TimedApplication(sys.argv[:1])
         sys.setswitchinterval(args.switch_interval)  # as `tjump gui` does
         r = bench(app, args.measure, args.seconds, args.folder, args.display_hz)
-        print(json.dumps(r))
-        return
+        print(json.dumps(r), flush=True)
+        # Out without Python's exit: PyQt's clean-up at exit (cleanup_on_exit, deleting
+        # the QObjects Python still owns) called TimedApplication.notify, Python code,
+        # while it tore the objects down, and crashed (SIGSEGV in cleanup_qobject, 10 runs
+        # of 11 twenty-second runs). A plain QApplication, as `tjump gui` uses, exited
+        # cleanly 3 of 3, and `tjump gui`'s own run_gui after runs, paced or not, 5 of 5.
+        sys.stderr.flush()
+        os._exit(0)
     with tempfile.TemporaryDirectory(prefix="tjump-bench-gui-") as tmp:
         work = Path(tmp)
         versions = {args.baseline: baseline_src(args.baseline, work), "after": ROOT / "src"}
