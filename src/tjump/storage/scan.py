@@ -16,6 +16,7 @@ from typing import Any
 
 import tifffile
 
+from tjump.storage.ifd import read_whole_file
 from tjump.storage.layout import (
     FRAME_COLUMNS,
     FRAMES_DIR,
@@ -69,6 +70,13 @@ def scan_chunk(path: Path) -> ChunkScan:
     if first is None:
         scan.problem = f"{FRAMES_DIR}/{path.name}: the name is not a frame number"
         return scan
+    whole = read_whole_file(path)
+    if whole is not None:  # a whole file of tjump's pages: read from the IFDs alone
+        scan.shape = whole.shape
+        for index, ifd in enumerate(whole.pages):
+            if not _add_page(scan, index, _described_row(ifd.description), ifd.offset):
+                break
+        return scan
     try:
         size = path.stat().st_size
         tif = tifffile.TiffFile(path)
@@ -100,24 +108,30 @@ def scan_chunk(path: Path) -> ChunkScan:
             elif shape != scan.shape:
                 scan.problem = f"{FRAMES_DIR}/{path.name} page {index} differs in size"
                 break
-            row = _described_row(page.description)
-            frame = first + index
-            if row is not None and row.get("frame") != frame:
-                where = f"{FRAMES_DIR}/{path.name}"
-                scan.problem = (
-                    f"{where} page {index} is frame {row.get('frame')}, but the file's name "
-                    f"says frame {frame}"
-                )
+            strip = len(page.dataoffsets) == 1 and tif.byteorder == "<"
+            offset = int(page.dataoffsets[0]) if strip else -1
+            if not _add_page(scan, index, _described_row(page.description), offset):
                 break
-            whole = len(page.dataoffsets) == 1 and tif.byteorder == "<"
-            offset = int(page.dataoffsets[0]) if whole else -1
-            scan.pages.append(Page(frame, path, index, row, offset))
             end = max(end, data_end)
             last_ifd = (int(page.offset), len(page.tags))
             index += 1
         if not scan.problem:
             scan.torn = _tail(path, tif, size, end, last_ifd)
     return scan
+
+
+def _add_page(scan: ChunkScan, index: int, row: Row | None, offset: int) -> bool:
+    """Page `index` of the chunk into `scan`; False (and the `problem` told) if its
+    description says it is another frame than its place in the file."""
+    frame = scan.first + index
+    if row is not None and row.get("frame") != frame:
+        scan.problem = (
+            f"{FRAMES_DIR}/{scan.path.name} page {index} is frame {row.get('frame')}, but the "
+            f"file's name says frame {frame}"
+        )
+        return False
+    scan.pages.append(Page(frame, scan.path, index, row, offset))
+    return True
 
 
 def _size(path: Path) -> int:

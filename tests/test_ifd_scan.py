@@ -1,0 +1,95 @@
+"""Opening a run reads tjump's own frame files straight from their IFDs (storage/ifd.py);
+what it finds in any file, whole, cut short at any byte or with a byte damaged, is what the
+general scan through tifffile finds."""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+from pathlib import Path
+
+import pytest
+import tifffile
+
+from test_run_directory import make_run
+from tjump.storage import scan
+from tjump.storage.ifd import read_whole_file
+from tjump.storage.writer import DESCRIPTION_BYTES
+
+
+def _both(path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[scan.ChunkScan, scan.ChunkScan]:
+    """(the scan as run, the general scan alone) of one file."""
+    quick = scan.scan_chunk(path)
+    with monkeypatch.context() as m:
+        m.setattr(scan, "read_whole_file", lambda _path: None)
+        general = scan.scan_chunk(path)
+    return quick, general
+
+
+def _same(a: scan.ChunkScan, b: scan.ChunkScan) -> None:
+    """Equal field by field (compared as text: a row's NaN is not equal to itself)."""
+    assert repr(dataclasses.asdict(a)) == repr(dataclasses.asdict(b))
+
+
+@pytest.fixture
+def chunk(tmp_path: Path) -> Path:
+    """A file of 3 pages (frames 0-2), as a run writes it."""
+    run = make_run(tmp_path / "run", frames=3, chunk_frames=4)
+    return run / "frames" / "000000.tif"
+
+
+def test_a_whole_file_is_read_from_its_ifds_as_tifffile_reads_it(chunk: Path) -> None:
+    whole = read_whole_file(chunk)
+    assert whole is not None and whole.shape == (12, 16)
+    with tifffile.TiffFile(chunk) as tif:
+        assert [p.offset for p in whole.pages] == [p.dataoffsets[0] for p in tif.pages]
+        assert [p.description.rstrip() for p in whole.pages] == [
+            p.description.rstrip() for p in tif.pages
+        ]
+    assert all(len(p.description) == DESCRIPTION_BYTES for p in whole.pages)
+    found = scan.scan_chunk(chunk)
+    assert [p.frame for p in found.pages] == [0, 1, 2] and not found.torn
+    assert [p.row["frame"] if p.row else None for p in found.pages] == [0, 1, 2]
+
+
+def test_cut_short_anywhere_it_is_what_the_general_scan_finds(
+    chunk: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = chunk.read_bytes()
+    cut = tmp_path / "cut" / "000000.tif"
+    cut.parent.mkdir()
+    ends = sorted({*range(0, len(data), 37), *range(len(data) - 64, len(data) + 1)})
+    for end in ends:
+        cut.write_bytes(data[:end])
+        quick, general = _both(cut, monkeypatch)
+        _same(quick, general)
+        if end < len(data):
+            assert read_whole_file(cut) is None  # nothing cut short is vouched for
+
+
+def test_a_damaged_byte_anywhere_gives_what_the_general_scan_finds(
+    chunk: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = chunk.read_bytes()
+    damaged = tmp_path / "damaged" / "000000.tif"
+    damaged.parent.mkdir()
+    for at, mask in [(at, 0x5A) for at in range(0, len(data), 3)] + [
+        (at, mask) for at in range(1, len(data), 7) for mask in (0x01, 0x80)
+    ]:
+        flipped = bytearray(data)
+        flipped[at] ^= mask
+        damaged.write_bytes(bytes(flipped))
+        quick, general = _both(damaged, monkeypatch)
+        _same(quick, general)
+
+
+def test_a_page_that_is_another_frame_is_named_the_same_way(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run = make_run(tmp_path / "run", frames=8, chunk_frames=4)
+    moved = run / "frames" / "000001.tif"
+    shutil.copy(run / "frames" / "000004.tif", moved)  # frames 4-7 where 1-4 should be
+    quick, general = _both(moved, monkeypatch)
+    assert read_whole_file(moved) is not None
+    _same(quick, general)
+    assert "page 0 is frame 4, but the file's name says frame 1" in quick.problem
