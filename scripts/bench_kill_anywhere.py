@@ -82,6 +82,9 @@ class Trial:
     seconds: float = 0.0
     status: str = ""  # the manifest's, after the resume
     ended_first: bool = False  # the run ended by itself before the stop came
+    # every step had finished when the stop took effect (during the run's closing): the
+    # run keeps the status the stop gave it and resume, rightly, has nothing to do
+    finished_before: bool = False
 
 
 def _child(argv: list[str]) -> None:
@@ -212,11 +215,13 @@ def run_trial(
     if kind == "power cut" and not ended_first:  # an ended run has synced everything
         _power_cut(out, rng)
     before = readable(out)
+    finished_before = False
     try:
         resume_run_checked(out)
     except InputError as e:
         if "nothing to resume" not in str(e):
             return Trial(kind, after_frames, len(before), 0, False, f"resume: {e}")
+        finished_before = "finished every step" in str(e)
     problem = check(out, before)
     after = len(readable(out))
     status = json.loads((out / "manifest.json").read_text())["status"]
@@ -232,6 +237,7 @@ def run_trial(
         time.monotonic() - start,
         status,
         ended_first,
+        finished_before,
     )
 
 
@@ -272,6 +278,7 @@ def main() -> None:
                 f"{mark} {i + 1:3d}/{args.moments} {kind:9s} after {after:5d} frames: "
                 f"{trial.frames_before} readable -> {trial.frames_after} after resume"
                 + (" (the run had ended before the stop)" if trial.ended_first else "")
+                + (" (every step had finished as the stop came)" if trial.finished_before else "")
                 + (f"  ({trial.problem})" if trial.problem else ""),
                 flush=True,
             )

@@ -43,6 +43,8 @@ def test_a_run_stopped_anywhere_resumes_whole(
     total = plan_run(protocol, rig).schedule.total_frames
     trial = bench.run_trial(tmp_path, protocol, rig, kind, round(fraction * total), seed=3)
     assert trial.ok, trial.problem
-    assert trial.status == "complete"  # the schedule ran to its end
+    # the schedule ran to its end; or it had, by the moment the stop took effect (its
+    # closed loop can end the run there: about 1 trial in 10 on a loaded machine)
+    assert trial.status == "complete" or trial.finished_before
     if kind != "power cut":
         assert trial.frames_before >= round(fraction * total)
