@@ -31,6 +31,18 @@ def _same(a: scan.ChunkScan, b: scan.ChunkScan) -> None:
     assert repr(dataclasses.asdict(a)) == repr(dataclasses.asdict(b))
 
 
+def _beside(tmp_path: Path, folder: str) -> Path:
+    """Where a changed copy of a frame file goes (named as a run's first file)."""
+    (tmp_path / folder).mkdir()
+    return tmp_path / folder / "000000.tif"
+
+
+def _agree_on(path: Path, data: bytes, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`data` written to `path` scans the same both ways."""
+    path.write_bytes(data)
+    _same(*_both(path, monkeypatch))
+
+
 @pytest.fixture
 def chunk(tmp_path: Path) -> Path:
     """A file of 3 pages (frames 0-2), as a run writes it."""
@@ -56,13 +68,10 @@ def test_cut_short_anywhere_it_is_what_the_general_scan_finds(
     chunk: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     data = chunk.read_bytes()
-    cut = tmp_path / "cut" / "000000.tif"
-    cut.parent.mkdir()
+    cut = _beside(tmp_path, "cut")
     ends = sorted({*range(0, len(data), 37), *range(len(data) - 64, len(data) + 1)})
     for end in ends:
-        cut.write_bytes(data[:end])
-        quick, general = _both(cut, monkeypatch)
-        _same(quick, general)
+        _agree_on(cut, data[:end], monkeypatch)
         if end < len(data):
             assert read_whole_file(cut) is None  # nothing cut short is vouched for
 
@@ -71,16 +80,13 @@ def test_a_damaged_byte_anywhere_gives_what_the_general_scan_finds(
     chunk: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     data = chunk.read_bytes()
-    damaged = tmp_path / "damaged" / "000000.tif"
-    damaged.parent.mkdir()
+    damaged = _beside(tmp_path, "damaged")
     for at, mask in [(at, 0x5A) for at in range(0, len(data), 3)] + [
         (at, mask) for at in range(1, len(data), 7) for mask in (0x01, 0x80)
     ]:
         flipped = bytearray(data)
         flipped[at] ^= mask
-        damaged.write_bytes(bytes(flipped))
-        quick, general = _both(damaged, monkeypatch)
-        _same(quick, general)
+        _agree_on(damaged, bytes(flipped), monkeypatch)
 
 
 def test_a_page_that_is_another_frame_is_named_the_same_way(
