@@ -99,3 +99,18 @@ def test_a_page_that_is_another_frame_is_named_the_same_way(
     assert read_whole_file(moved) is not None
     _same(quick, general)
     assert "page 0 is frame 4, but the file's name says frame 1" in quick.problem
+
+
+def test_a_chain_of_pages_that_turns_back_ends_without_hanging(
+    chunk: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A damaged next-page pointer naming an earlier page would make a loop."""
+    with tifffile.TiffFile(chunk) as tif:
+        first, last = tif.pages[0].offset, tif.pages[-1].offset
+        pointer = last + 2 + len(tif.pages[-1].tags) * 12
+    data = bytearray(chunk.read_bytes())
+    data[pointer : pointer + 4] = first.to_bytes(4, "little")
+    looped = _beside(tmp_path, "looped")
+    looped.write_bytes(bytes(data))
+    assert read_whole_file(looped) is None
+    _agree_on(looped, bytes(data), monkeypatch)

@@ -65,7 +65,10 @@ def read_whole_file(path: Path) -> WholeFile | None:
             page = _page(raw, at, size, fd)
             if page is None:
                 return None
-            page_shape, ifd_page, at = page
+            page_shape, ifd_page, following = page
+            if following and following <= at:
+                return None  # tjump's pages follow one another: a chain that turns back
+            at = following
             if shape is None:
                 shape = page_shape
             elif page_shape != shape:
