@@ -302,9 +302,8 @@ class ShardReader:
                 data = memoryview(os.pread(self._fd, end - start, start))
                 for c in run:
                     lo = int(self.offsets[c]) - start
-                    decompress(
-                        data[lo : lo + int(self.lengths[c])], tile
-                    )  # blosc's header says how
+                    # into the flat tile: blosc's header says how many bytes it holds
+                    decompress(data[lo : lo + int(self.lengths[c])], tile)
                     use(c, tile)
 
         # a few large tasks, not one a read: their hand-overs cost more than the pool saved
