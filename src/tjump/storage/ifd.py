@@ -16,18 +16,11 @@ import struct
 from dataclasses import dataclass
 from pathlib import Path
 
-_TAGS = 14
-_ENTRIES = struct.Struct("<H" + "HHII" * _TAGS + "I")  # count, entries, next IFD
+from tjump.storage.pages import POINTERS, TAGS, page_entries
+
+_ENTRIES = struct.Struct("<H" + "HHII" * TAGS + "I")  # count, entries, next IFD
 _READ = _ENTRIES.size + 1024  # an IFD and, just after it, its description (512 bytes)
-_FIXED = {  # tag: (type, count, value) of every page; width and height are per file
-    258: (3, 1, 16),  # bits per sample
-    259: (3, 1, 1),  # no compression
-    262: (3, 1, 1),  # min-is-black
-    277: (3, 1, 1),  # one sample per pixel
-    296: (3, 1, 1),  # no resolution unit
-}
-_POINTING = {270: 2, 282: 5, 283: 5, 305: 2}  # tags whose values lie elsewhere: their type
-_ORDER = (256, 257, 258, 259, 262, 270, 273, 277, 278, 279, 282, 283, 296, 305)
+_ITEM_BYTES = {2: 1, 5: 8}  # ASCII, RATIONAL: the pointing tags' types
 
 
 @dataclass(frozen=True)
@@ -85,31 +78,28 @@ def read_whole_file(path: Path) -> WholeFile | None:
 
 def _page(raw: bytes, at: int, size: int, fd: int) -> tuple[tuple[int, int], IfdPage, int] | None:
     """(shape, page, next IFD's offset) of the IFD at `at`, or None if it is not one of
-    tjump's complete pages."""
+    tjump's complete pages: each entry as `page_entries` makes it, and every value that
+    points elsewhere pointing inside the file."""
     if len(raw) < _ENTRIES.size:
         return None
     values = _ENTRIES.unpack_from(raw)
-    if values[0] != _TAGS:
+    if values[0] != TAGS:
         return None
-    entries = {}
-    for i in range(_TAGS):
-        tag, kind, count, value = values[1 + 4 * i : 5 + 4 * i]
-        if tag != _ORDER[i]:
+    found = [values[1 + 4 * i : 5 + 4 * i] for i in range(TAGS)]
+    width, height, description_bytes = found[0][3], found[1][3], found[5][2] - 1
+    for (tag, kind, count, value), wanted in zip(
+        found, page_entries((height, width), description_bytes), strict=True
+    ):
+        if (tag, kind, count) != wanted[:3]:
             return None
-        entries[tag] = (kind, count, value)
-    if any(entries[tag] != fixed for tag, fixed in _FIXED.items()):
+        if tag not in POINTERS:
+            if value != wanted[3]:
+                return None
+        elif count < 1 or value < 8 or value + count * _ITEM_BYTES.get(kind, 0) > size:
+            return None  # tifffile would drop the tag
+    strip, (_, _, count, where) = found[6][3], found[5]
+    if strip + width * height * 2 > size:
         return None
-    (_, _, width), (_, _, height) = entries[256], entries[257]
-    if entries[256][:2] != (4, 1) or entries[257][:2] != (4, 1):
-        return None
-    kind, count, strip = entries[273]
-    if (kind, count) != (4, 1) or entries[279] != (4, 1, width * height * 2):
-        return None
-    if entries[278] != (4, 1, height) or strip + width * height * 2 > size:
-        return None
-    if not all(_points_inside(entries[tag], kind, size) for tag, kind in _POINTING.items()):
-        return None  # tifffile would drop the tag
-    kind, count, where = entries[270]
     start = where - at
     text = raw[start : start + count] if start >= 0 and start + count <= len(raw) else None
     if text is None:
@@ -120,14 +110,6 @@ def _page(raw: bytes, at: int, size: int, fd: int) -> tuple[tuple[int, int], Ifd
         return None  # not one NUL-terminated ASCII text: tifffile's reading of it decides
     description = text[:-1].decode("ascii")
     return (height, width), IfdPage(strip, description), values[-1]
-
-
-def _points_inside(entry: tuple[int, int, int], kind: int, size: int) -> bool:
-    """Whether a tag whose value lies elsewhere in the file has the type and an offset
-    inside the file."""
-    entry_kind, count, offset = entry
-    item = 8 if kind == 5 else 1
-    return entry_kind == kind and count >= 1 and offset >= 8 and offset + count * item <= size
 
 
 def _data_end(page: IfdPage, shape: tuple[int, int]) -> int:

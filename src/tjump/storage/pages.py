@@ -26,8 +26,8 @@ _HEADER = b"II*\x00" + struct.pack("<I", 0)  # first-IFD pointer linked with the
 _SOFTWARE = b"tifffile.py\x00"
 _ALIGN = 16
 _LONG, _SHORT, _ASCII, _RATIONAL = 4, 3, 2, 5  # TIFF field types
-_TAGS = 14
-_NEXT_IFD = 2 + _TAGS * 12  # where in an IFD the next IFD's offset is
+TAGS = 14  # entries in each page's IFD
+_NEXT_IFD = 2 + TAGS * 12  # where in an IFD the next IFD's offset is
 _IFD_SIZE = _NEXT_IFD + 4
 
 
@@ -72,20 +72,13 @@ class PageWriter:
         self.pages += 1
 
 
-def _page_template(
-    shape: tuple[int, int], description_bytes: int
-) -> tuple[bytes, list[tuple[int, int]]]:
-    """A page's header with offsets relative to the page's start, and where each offset
-    field is (byte in the header, value relative to the page's start)."""
+POINTERS = frozenset({270, 273, 282, 283, 305})  # tags whose value is an offset in the page
+
+
+def page_entries(shape: tuple[int, int], description_bytes: int) -> list[tuple[int, int, int, int]]:
+    """(tag, type, count, value) of each of a page's 14 IFD entries, in order; the value of
+    a tag in POINTERS is where it points, which each page fills in (0 here)."""
     height, width = shape
-    description_at = _IFD_SIZE
-    after = description_at + description_bytes + 1  # NUL-terminated
-    x_resolution = after + (-after) % 8
-    y_resolution = x_resolution + 8
-    software = y_resolution + 8
-    end = software + len(_SOFTWARE)
-    data = end + (-end) % _ALIGN
-    relative = {270: description_at, 273: data, 282: x_resolution, 283: y_resolution, 305: software}
     entries = [  # ascending, as TIFF requires
         (256, _LONG, 1, width),
         (257, _LONG, 1, height),
@@ -102,9 +95,27 @@ def _page_template(
         (296, _SHORT, 1, 1),  # no resolution unit
         (305, _ASCII, len(_SOFTWARE), 0),
     ]
-    assert len(entries) == _TAGS
+    assert len(entries) == TAGS
+    return entries
+
+
+def _page_template(
+    shape: tuple[int, int], description_bytes: int
+) -> tuple[bytes, list[tuple[int, int]]]:
+    """A page's header with offsets relative to the page's start, and where each offset
+    field is (byte in the header, value relative to the page's start)."""
+    description_at = _IFD_SIZE
+    after = description_at + description_bytes + 1  # NUL-terminated
+    x_resolution = after + (-after) % 8
+    y_resolution = x_resolution + 8
+    software = y_resolution + 8
+    end = software + len(_SOFTWARE)
+    data = end + (-end) % _ALIGN
+    relative = {270: description_at, 273: data, 282: x_resolution, 283: y_resolution, 305: software}
+    assert set(relative) == POINTERS
+    entries = page_entries(shape, description_bytes)
     header = bytearray(data)
-    struct.pack_into("<H", header, 0, _TAGS)
+    struct.pack_into("<H", header, 0, TAGS)
     fields: list[tuple[int, int]] = []
     for i, (tag, kind, count, value) in enumerate(entries):
         at = 2 + i * 12
