@@ -5,9 +5,11 @@ general scan through tifffile finds."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 import tifffile
 
@@ -114,3 +116,22 @@ def test_a_chain_of_pages_that_turns_back_ends_without_hanging(
     looped.write_bytes(bytes(data))
     assert read_whole_file(looped) is None
     _agree_on(looped, bytes(data), monkeypatch)
+
+
+@pytest.mark.parametrize("tjump_like", [True, False])
+def test_a_file_tifffile_wrote_is_read_the_same_way(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tjump_like: bool
+) -> None:
+    """Pages tifffile itself wrote, as runs before storage/pages.py were: with tjump's
+    options they take the IFD path; with tifffile's defaults (other tags) the general
+    scan; both paths agree either way."""
+    path = _beside(tmp_path, "tifffile")
+    options = {"contiguous": False, "metadata": None} if tjump_like else {}
+    with tifffile.TiffWriter(path) as tif:
+        for frame in range(3):
+            image = np.full((12, 16), frame, dtype=np.uint16)
+            tif.write(image, description=json.dumps({"frame": frame}), **options)
+    assert (read_whole_file(path) is not None) is tjump_like
+    quick, general = _both(path, monkeypatch)
+    _same(quick, general)
+    assert [p.frame for p in quick.pages] == [0, 1, 2] and not quick.problem
